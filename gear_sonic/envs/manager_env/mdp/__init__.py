@@ -1,0 +1,1 @@
+"""MDP terms of the gear_sonic tasks, one module per manager (mjlab / Isaac Lab signatures)."""

@@ -1,0 +1,14 @@
+"""Robot registry: `manager_env.config.robot` names one of these."""
+
+from gear_sonic.envs.manager_env.robots.g1 import G1
+from gear_sonic.envs.manager_env.robots.spec import RobotSpec
+
+ROBOTS: dict[str, RobotSpec] = {G1.name: G1}
+
+
+def get_robot(name: str) -> RobotSpec:
+    if name not in ROBOTS:
+        raise KeyError(
+            f"manager_env.config.robot={name!r} is not a known robot; choose one of {sorted(ROBOTS)}"
+        )
+    return ROBOTS[name]

@@ -1,0 +1,353 @@
+"""Motion tracking command: which clip and frame each env follows, and the reference it sees.
+
+Per env it holds a resident clip slot, a frame index at the env rate and an encoder mask (which
+of g1 / teleop / smpl is active this episode). Once per step it gathers the reference at the
+current frame and at the future frames the observations need, so every MDP term reads cached
+tensors instead of querying the motion library again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import mujoco
+import torch
+from mjlab.managers import CommandTerm, CommandTermCfg
+from mjlab.utils.lab_api.math import (
+    quat_apply,
+    quat_error_magnitude,
+    quat_from_euler_xyz,
+    quat_inv,
+    quat_mul,
+    sample_uniform,
+    yaw_quat,
+)
+
+from gear_sonic.envs.manager_env.mdp.adaptive_sampling import AdaptiveBinSampler
+from gear_sonic.envs.manager_env.mdp.encoder_sampling import sample_encoder_masks
+from gear_sonic.utils.motion_lib import MotionLib
+
+if TYPE_CHECKING:
+    from mjlab.entity import Entity
+    from mjlab.envs import ManagerBasedRlEnv
+
+_POSE_KEYS = ("x", "y", "z", "roll", "pitch", "yaw")
+
+
+@dataclass(kw_only=True)
+class TrackingCommandCfg(CommandTermCfg):
+    motion_file: str
+    entity_name: str = "robot"
+    body_names: tuple[str, ...] = ()  # tracked bodies; empty -> the robot's default list
+    anchor_body_name: str = "pelvis"
+    # Dataset filters and residency.
+    key_regex: str | None = None
+    remove_key_prefixes: tuple[str, ...] = ()
+    max_unique_motions: int | None = None
+    max_resident_clips: int | None = None  # None -> min(num_envs, 1024)
+    # Start sampling.
+    sampling_mode: Literal["adaptive", "uniform", "start"] = "adaptive"
+    adaptive_bin_s: float = 1.0
+    adaptive_uniform_ratio: float = 0.1
+    adaptive_max_over_mean: float = 200.0
+    adaptive_pullback_s: float = 4.0
+    # Reference state initialisation noise.
+    pose_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    velocity_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    joint_position_range: tuple[float, float] = (0.0, 0.0)
+    # Future reference frames.
+    num_future_frames: int = 10
+    dt_future_frames: float = 0.1
+    smpl_num_future_frames: int = 10
+    smpl_dt_future_frames: float = 0.02
+    # Encoder sampling (order defines encoder_index columns).
+    encoder_sample_probs: dict[str, float] = field(
+        default_factory=lambda: {"g1": 1.0, "teleop": 1.0, "smpl": 1.0}
+    )
+    teleop_prob_when_smpl: float = 0.5
+    # VR 3-point targets.
+    vr_body_names: tuple[str, ...] = ("torso_link", "left_wrist_yaw_link", "right_wrist_yaw_link")
+    vr_body_offsets: tuple[tuple[float, float, float], ...] = (
+        (0.0, 0.0, 0.35),
+        (0.18, -0.025, 0.0),
+        (0.18, 0.025, 0.0),
+    )
+    wrist_joint_names: tuple[str, ...] = (
+        "left_wrist_roll_joint", "left_wrist_pitch_joint", "left_wrist_yaw_joint",
+        "right_wrist_roll_joint", "right_wrist_pitch_joint", "right_wrist_yaw_joint",
+    )  # fmt: skip
+    lower_body_joint_names: tuple[str, ...] = (".*_hip_.*", ".*_knee_.*", ".*_ankle_.*")
+    resampling_time_range: tuple[float, float] = (1.0e9, 1.0e9)
+
+    def build(self, env: ManagerBasedRlEnv) -> TrackingCommand:
+        return TrackingCommand(self, env)
+
+
+class TrackingCommand(CommandTerm):
+    cfg: TrackingCommandCfg
+
+    def __init__(self, cfg: TrackingCommandCfg, env: ManagerBasedRlEnv):
+        super().__init__(cfg, env)
+        self._env = env
+        self.robot: Entity = env.scene[cfg.entity_name]
+        if cfg.anchor_body_name not in cfg.body_names:
+            raise ValueError(
+                f"commands.motion.anchor_body_name={cfg.anchor_body_name!r} must be one of "
+                f"commands.motion.body_names {list(cfg.body_names)}"
+            )
+        self.body_names = tuple(cfg.body_names)
+        self.body_ids = self._find_bodies(cfg.body_names)
+        self.anchor_index = self.body_names.index(cfg.anchor_body_name)
+        self.robot_anchor_id = int(self.body_ids[self.anchor_index])
+        self.vr_index = torch.tensor([self.body_names.index(n) for n in cfg.vr_body_names], device=self.device)
+        self.vr_offsets = torch.tensor(cfg.vr_body_offsets, dtype=torch.float, device=self.device)
+        self.wrist_joint_ids = self._find_joints(cfg.wrist_joint_names)
+        self.lower_body_joint_ids = self._find_joints(cfg.lower_body_joint_names)
+
+        self.motion = MotionLib(
+            cfg.motion_file,
+            mj_model=self._robot_only_model(),
+            body_names=self.body_names,
+            device=self.device,
+            target_fps=1.0 / env.step_dt,
+            key_regex=cfg.key_regex,
+            remove_key_prefixes=cfg.remove_key_prefixes,
+            max_unique_motions=cfg.max_unique_motions,
+            max_resident_clips=cfg.max_resident_clips or min(self.num_envs, 1024),
+            seed=int(env.cfg.seed or 0),
+        )
+        self.sampler = AdaptiveBinSampler(
+            self.motion.dataset_num_frames,
+            bin_frames=max(1, round(cfg.adaptive_bin_s / env.step_dt)),
+            uniform_ratio=cfg.adaptive_uniform_ratio,
+            max_over_mean=cfg.adaptive_max_over_mean,
+            pullback_frames=round(cfg.adaptive_pullback_s / env.step_dt),
+            device=self.device,
+        )
+        self.encoder_names = tuple(cfg.encoder_sample_probs)
+        self.encoder_probs = torch.tensor(list(cfg.encoder_sample_probs.values()), dtype=torch.float, device=self.device)
+        self.future_offsets = self._frame_offsets(cfg.num_future_frames, cfg.dt_future_frames, env.step_dt)
+        self.smpl_future_offsets = self._frame_offsets(cfg.smpl_num_future_frames, cfg.smpl_dt_future_frames, env.step_dt)
+
+        n = self.num_envs
+        self.clip_slot = torch.zeros(n, dtype=torch.long, device=self.device)
+        self.frame = torch.zeros(n, dtype=torch.long, device=self.device)
+        self.encoder_mask = torch.zeros(n, len(self.encoder_names), device=self.device)
+        self.encoder_mask[:, 0] = 1.0
+        self._hold = torch.zeros(n, dtype=torch.bool, device=self.device)  # freshly reset: no advance
+        for name in ("anchor_pos", "anchor_rot", "body_pos", "body_rot", "joint_pos", "joint_vel"):
+            self.metrics[f"error_{name}"] = torch.zeros(n, device=self.device)
+        self._refresh_reference()
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _find_bodies(self, names) -> torch.Tensor:
+        ids, found = self.robot.find_bodies(tuple(names), preserve_order=True)
+        return torch.tensor(ids, dtype=torch.long, device=self.device)
+
+    def _find_joints(self, names) -> torch.Tensor:
+        ids, _ = self.robot.find_joints(tuple(names), preserve_order=True)
+        return torch.tensor(ids, dtype=torch.long, device=self.device)
+
+    def _robot_only_model(self) -> mujoco.MjModel:
+        # FK needs the bare robot (free joint first), not the scene with terrain and other envs.
+        return self._env.cfg.scene.entities[self.cfg.entity_name].spec_fn().compile()
+
+    @staticmethod
+    def _frame_offsets(count: int, dt: float, step_dt: float) -> torch.Tensor:
+        stride = max(1, round(dt / step_dt))
+        return torch.arange(count) * stride
+
+    # ------------------------------------------------------------------ reference
+    @property
+    def command(self) -> torch.Tensor:
+        return torch.cat([self.ref_joint_pos, self.ref_joint_vel], dim=-1)
+
+    @property
+    def dataset_clip_ids(self) -> torch.Tensor:
+        return self.motion.resident_ids[self.clip_slot]
+
+    @property
+    def clip_num_frames(self) -> torch.Tensor:
+        return self.motion.clip_num_frames[self.clip_slot]
+
+    @property
+    def clip_ended(self) -> torch.Tensor:
+        return self.frame >= self.clip_num_frames - 1
+
+    @property
+    def has_smpl(self) -> torch.Tensor:
+        return self.motion.clip_has_smpl[self.clip_slot]
+
+    def _refresh_reference(self) -> None:
+        origins = self._env.scene.env_origins
+        now = self.motion.state_at_frames(self.clip_slot, self.frame)
+        self.ref_joint_pos = now.joint_pos
+        self.ref_joint_vel = now.joint_vel
+        self.ref_body_pos_w = now.body_pos_w + origins[:, None, :]
+        self.ref_body_quat_w = now.body_quat_w
+        self.ref_body_lin_vel_w = now.body_lin_vel_w
+        self.ref_body_ang_vel_w = now.body_ang_vel_w
+        self.ref_smpl_joints_w = now.smpl_joints + origins[:, None, :]
+
+        slots = self.clip_slot[:, None]
+        future = self.motion.state_at_frames(
+            slots.expand(-1, len(self.future_offsets)), self.frame[:, None] + self.future_offsets.to(self.device)
+        )
+        self.future_joint_pos = future.joint_pos  # (N, F, J)
+        self.future_joint_vel = future.joint_vel
+        self.future_anchor_quat_w = future.body_quat_w[:, :, self.anchor_index]  # (N, F, 4)
+        smpl_future = self.motion.state_at_frames(
+            slots.expand(-1, len(self.smpl_future_offsets)),
+            self.frame[:, None] + self.smpl_future_offsets.to(self.device),
+        )
+        self.smpl_future_joints_w = smpl_future.smpl_joints  # (N, Fs, 24, 3), motion frame
+        self.smpl_future_wrist_pos = smpl_future.joint_pos[:, :, self.wrist_joint_ids]
+        self._update_relative_bodies()
+
+    def _update_relative_bodies(self) -> None:
+        """Reference bodies moved onto the robot: anchor xy and heading from the robot, z from the
+        reference, so body rewards judge the pose and not the drift."""
+        ref_anchor_pos = self.ref_body_pos_w[:, self.anchor_index]
+        ref_anchor_quat = self.ref_body_quat_w[:, self.anchor_index]
+        robot_anchor_pos = self.robot.data.body_link_pos_w[:, self.robot_anchor_id]
+        robot_anchor_quat = self.robot.data.body_link_quat_w[:, self.robot_anchor_id]
+        delta_pos = robot_anchor_pos.clone()
+        delta_pos[:, 2] = ref_anchor_pos[:, 2]
+        delta_yaw = yaw_quat(quat_mul(robot_anchor_quat, quat_inv(ref_anchor_quat)))
+        num_bodies = len(self.body_names)
+        delta_yaw_b = delta_yaw[:, None, :].expand(-1, num_bodies, -1)
+        self.ref_body_quat_relative_w = quat_mul(delta_yaw_b, self.ref_body_quat_w)
+        self.ref_body_pos_relative_w = delta_pos[:, None, :] + quat_apply(
+            delta_yaw_b, self.ref_body_pos_w - ref_anchor_pos[:, None, :]
+        )
+
+    # robot-side views used by the MDP terms
+    @property
+    def robot_body_pos_w(self) -> torch.Tensor:
+        return self.robot.data.body_link_pos_w[:, self.body_ids]
+
+    @property
+    def robot_body_quat_w(self) -> torch.Tensor:
+        return self.robot.data.body_link_quat_w[:, self.body_ids]
+
+    @property
+    def robot_body_lin_vel_w(self) -> torch.Tensor:
+        return self.robot.data.body_link_lin_vel_w[:, self.body_ids]
+
+    @property
+    def robot_body_ang_vel_w(self) -> torch.Tensor:
+        return self.robot.data.body_link_ang_vel_w[:, self.body_ids]
+
+    # ------------------------------------------------------------------ manager hooks
+    def _update_metrics(self) -> None:
+        anchor = self.anchor_index
+        self.metrics["error_anchor_pos"] = torch.norm(
+            self.ref_body_pos_w[:, anchor] - self.robot_body_pos_w[:, anchor], dim=-1
+        )
+        self.metrics["error_anchor_rot"] = quat_error_magnitude(
+            self.ref_body_quat_w[:, anchor], self.robot_body_quat_w[:, anchor]
+        )
+        self.metrics["error_body_pos"] = torch.norm(
+            self.ref_body_pos_relative_w - self.robot_body_pos_w, dim=-1
+        ).mean(-1)
+        self.metrics["error_body_rot"] = quat_error_magnitude(
+            self.ref_body_quat_relative_w, self.robot_body_quat_w
+        ).mean(-1)
+        self.metrics["error_joint_pos"] = torch.norm(self.ref_joint_pos - self.robot.data.joint_pos, dim=-1)
+        self.metrics["error_joint_vel"] = torch.norm(self.ref_joint_vel - self.robot.data.joint_vel, dim=-1)
+
+    def _resample_command(self, env_ids: torch.Tensor) -> None:
+        self._record_failures(env_ids)
+        self._sample_starts(env_ids)
+        self.encoder_mask[env_ids] = sample_encoder_masks(
+            self.encoder_probs,
+            has_smpl=self.motion.clip_has_smpl[self.clip_slot[env_ids]],
+            smpl_column=self._encoder_column("smpl"),
+            g1_column=self._encoder_column("g1"),
+            teleop_column=self._encoder_column("teleop"),
+            teleop_prob_when_smpl=self.cfg.teleop_prob_when_smpl,
+        )
+        self._write_reference_state(env_ids)
+        self._hold[env_ids] = True
+
+    def _encoder_column(self, name: str) -> int | None:
+        return self.encoder_names.index(name) if name in self.encoder_names else None
+
+    def _record_failures(self, env_ids: torch.Tensor) -> None:
+        if self.cfg.sampling_mode != "adaptive" or not hasattr(self._env, "termination_manager"):
+            return
+        failed = env_ids[self._env.termination_manager.terminated[env_ids]]
+        if failed.numel() > 0:
+            self.sampler.record_failures(self.dataset_clip_ids[failed], self.frame[failed])
+
+    def _sample_starts(self, env_ids: torch.Tensor) -> None:
+        num = len(env_ids)
+        if self.cfg.sampling_mode == "adaptive":
+            slots, frames = self.sampler.sample_starts(self.motion.resident_ids, num)
+        else:
+            slots = torch.randint(0, self.motion.num_clips, (num,), device=self.device)
+            if self.cfg.sampling_mode == "start":
+                frames = torch.zeros(num, dtype=torch.long, device=self.device)
+            else:
+                frames = (torch.rand(num, device=self.device) * (self.motion.clip_num_frames[slots] - 1)).long()
+        self.clip_slot[env_ids] = slots
+        self.frame[env_ids] = torch.minimum(frames, self.motion.clip_num_frames[slots] - 2).clamp_min(0)
+
+    def _write_reference_state(self, env_ids: torch.Tensor) -> None:
+        """Reference state initialisation with the configured perturbations."""
+        state = self.motion.state_at_frames(self.clip_slot[env_ids], self.frame[env_ids])
+        num = len(env_ids)
+        root_pos = state.body_pos_w[:, 0] + self._env.scene.env_origins[env_ids]
+        root_quat = state.body_quat_w[:, 0]
+        pose = self._sample_ranges(self.cfg.pose_range, num)
+        root_pos = root_pos + pose[:, :3]
+        root_quat = quat_mul(quat_from_euler_xyz(pose[:, 3], pose[:, 4], pose[:, 5]), root_quat)
+        vel = self._sample_ranges(self.cfg.velocity_range, num)
+        root_lin_vel = state.body_lin_vel_w[:, 0] + vel[:, :3]
+        root_ang_vel = state.body_ang_vel_w[:, 0] + vel[:, 3:]
+        low, high = self.cfg.joint_position_range
+        joint_pos = state.joint_pos + sample_uniform(low, high, state.joint_pos.shape, device=self.device)
+        limits = self.robot.data.soft_joint_pos_limits[env_ids]
+        joint_pos = torch.clip(joint_pos, limits[..., 0], limits[..., 1])
+        self.robot.write_joint_state_to_sim(joint_pos, state.joint_vel, env_ids=env_ids)
+        root_state = torch.cat([root_pos, root_quat, root_lin_vel, root_ang_vel], dim=-1)
+        self.robot.write_root_state_to_sim(root_state, env_ids=env_ids)
+        self.robot.reset(env_ids=env_ids)
+
+    def _sample_ranges(self, ranges: dict[str, tuple[float, float]], num: int) -> torch.Tensor:
+        bounds = torch.tensor([ranges.get(k, (0.0, 0.0)) for k in _POSE_KEYS], device=self.device)
+        return sample_uniform(bounds[:, 0], bounds[:, 1], (num, 6), device=self.device)
+
+    def _update_command(self, env_ids: torch.Tensor | None = None) -> None:
+        if env_ids is None:
+            advance = ~self._hold
+            self.frame += advance.long()
+            self.frame.copy_(torch.minimum(self.frame, self.clip_num_frames - 1))
+            self._hold.zero_()
+            if self.cfg.sampling_mode == "adaptive":
+                self.sampler.record_step(self.dataset_clip_ids, self.frame)
+        self._refresh_reference()
+
+    # ------------------------------------------------------------------ resident clips
+    def resample_resident_clips(self) -> None:
+        """Draw a new resident clip subset (weighted by bin failure rates) and restart all envs."""
+        weights = self.sampler.clip_probabilities() if self.cfg.sampling_mode == "adaptive" else None
+        self.motion.sample_resident(weights)
+        all_envs = torch.arange(self.num_envs, device=self.device)
+        self._sample_starts(all_envs)
+        self._write_reference_state(all_envs)
+        self._hold[:] = True
+
+    # ------------------------------------------------------------------ checkpoint state
+    def state_dict(self) -> dict:
+        return {"adaptive_sampling": self.sampler.state_dict(), "motion_keys": list(self.motion.keys)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if list(state["motion_keys"]) != list(self.motion.keys):
+            raise ValueError(
+                "adaptive sampling state belongs to another motion set "
+                f"({len(state['motion_keys'])} clips vs {len(self.motion.keys)} loaded): "
+                "resume with the same commands.motion.motion_file and filters"
+            )
+        self.sampler.load_state_dict(state["adaptive_sampling"])
