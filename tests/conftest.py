@@ -1,0 +1,39 @@
+"""Shared fixtures: composed configs and small envs built in code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = str(REPO_ROOT / "config")
+SAMPLE_MOTIONS = REPO_ROOT / "data" / "motions"
+RELEASE_PRESET = "+exp=manager/universal_token/all_modes/sonic_release"
+CPU_PRESET = "+exp=manager/universal_token/all_modes/sonic_cpu"
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("base", overrides=list(overrides))
+
+
+# The reference placed exactly on the robot: no reset noise, no randomisation, start at frame 0.
+EXACT_RESET = (
+    "manager_env.commands.motion.pose_range={}",
+    "manager_env.commands.motion.velocity_range={}",
+    "manager_env.commands.motion.joint_position_range=[0.0,0.0]",
+    "manager_env.commands.motion.sampling_mode=start",
+    "override /manager_env/events: none",
+)
+
+
+@pytest.fixture(scope="session")
+def standing_clip() -> Path:
+    clips = sorted(SAMPLE_MOTIONS.glob("stand*.npz"))
+    assert clips, f"no standing clip in {SAMPLE_MOTIONS}; run data_process/generate_sample_motions.py"
+    return clips[0]
