@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import mujoco
 import torch
+from mjlab.entity.data import compute_velocity_from_cvel
 from mjlab.managers import CommandTerm, CommandTermCfg
 from mjlab.utils.lab_api.math import (
     quat_apply,
@@ -99,7 +100,9 @@ class TrackingCommand(CommandTerm):
         self.body_names = tuple(cfg.body_names)
         self.body_ids = self._find_bodies(cfg.body_names)
         self.anchor_index = self.body_names.index(cfg.anchor_body_name)
-        self.robot_anchor_id = int(self.body_ids[self.anchor_index])
+        self._sim_data = env.sim.data
+        self._global_body_ids = self.robot.indexing.body_ids[self.body_ids]
+        self._root_body_id = self.robot.indexing.root_body_id
         self.vr_index = torch.tensor([self.body_names.index(n) for n in cfg.vr_body_names], device=self.device)
         self.vr_offsets = torch.tensor(cfg.vr_body_offsets, dtype=torch.float, device=self.device)
         self.wrist_joint_ids = self._find_joints(cfg.wrist_joint_names)
@@ -210,8 +213,8 @@ class TrackingCommand(CommandTerm):
         reference, so body rewards judge the pose and not the drift."""
         ref_anchor_pos = self.ref_body_pos_w[:, self.anchor_index]
         ref_anchor_quat = self.ref_body_quat_w[:, self.anchor_index]
-        robot_anchor_pos = self.robot.data.body_link_pos_w[:, self.robot_anchor_id]
-        robot_anchor_quat = self.robot.data.body_link_quat_w[:, self.robot_anchor_id]
+        robot_anchor_pos = self.robot_body_pos_w[:, self.anchor_index]
+        robot_anchor_quat = self.robot_body_quat_w[:, self.anchor_index]
         delta_pos = robot_anchor_pos.clone()
         delta_pos[:, 2] = ref_anchor_pos[:, 2]
         delta_yaw = yaw_quat(quat_mul(robot_anchor_quat, quat_inv(ref_anchor_quat)))
@@ -222,22 +225,29 @@ class TrackingCommand(CommandTerm):
             delta_yaw_b, self.ref_body_pos_w - ref_anchor_pos[:, None, :]
         )
 
-    # robot-side views used by the MDP terms
+    # Robot-side views used by the MDP terms. They gather only the tracked bodies straight from the
+    # simulator arrays: the entity's all-body properties cost several times more per call.
     @property
     def robot_body_pos_w(self) -> torch.Tensor:
-        return self.robot.data.body_link_pos_w[:, self.body_ids]
+        return self._sim_data.xpos[:, self._global_body_ids]
 
     @property
     def robot_body_quat_w(self) -> torch.Tensor:
-        return self.robot.data.body_link_quat_w[:, self.body_ids]
+        return self._sim_data.xquat[:, self._global_body_ids]
+
+    def _robot_body_vel_w(self) -> torch.Tensor:
+        root_com = self._sim_data.subtree_com[:, self._root_body_id]
+        return compute_velocity_from_cvel(
+            self.robot_body_pos_w, root_com[:, None, :], self._sim_data.cvel[:, self._global_body_ids]
+        )
 
     @property
     def robot_body_lin_vel_w(self) -> torch.Tensor:
-        return self.robot.data.body_link_lin_vel_w[:, self.body_ids]
+        return self._robot_body_vel_w()[..., :3]
 
     @property
     def robot_body_ang_vel_w(self) -> torch.Tensor:
-        return self.robot.data.body_link_ang_vel_w[:, self.body_ids]
+        return self._robot_body_vel_w()[..., 3:]
 
     # ------------------------------------------------------------------ manager hooks
     def _update_metrics(self) -> None:
