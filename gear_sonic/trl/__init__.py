@@ -1,0 +1,1 @@
+"""The learning side: policy and value networks, auxiliary losses, trainers."""

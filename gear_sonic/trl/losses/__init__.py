@@ -1,0 +1,1 @@
+"""Losses added to the PPO objective (token-space auxiliary losses)."""

@@ -1,0 +1,1 @@
+"""Networks: MLP/RNN building blocks, the universal token module, actor and critic."""
