@@ -24,11 +24,11 @@ def compose_config(*overrides: str):
 
 # The reference placed exactly on the robot: no reset noise, no randomisation, start at frame 0.
 EXACT_RESET = (
-    "manager_env.commands.motion.pose_range={}",
-    "manager_env.commands.motion.velocity_range={}",
+    "manager_env.commands.motion.pose_range=null",
+    "manager_env.commands.motion.velocity_range=null",
     "manager_env.commands.motion.joint_position_range=[0.0,0.0]",
     "manager_env.commands.motion.sampling_mode=start",
-    "override /manager_env/events: none",
+    "manager_env/events=none",
 )
 
 

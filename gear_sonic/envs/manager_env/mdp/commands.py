@@ -54,8 +54,8 @@ class TrackingCommandCfg(CommandTermCfg):
     adaptive_max_over_mean: float = 200.0
     adaptive_pullback_s: float = 4.0
     # Reference state initialisation noise.
-    pose_range: dict[str, tuple[float, float]] = field(default_factory=dict)
-    velocity_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    pose_range: dict[str, tuple[float, float]] | None = None  # None: no perturbation
+    velocity_range: dict[str, tuple[float, float]] | None = None
     joint_position_range: tuple[float, float] = (0.0, 0.0)
     # Future reference frames.
     num_future_frames: int = 10
@@ -325,7 +325,8 @@ class TrackingCommand(CommandTerm):
         self.robot.write_root_state_to_sim(root_state, env_ids=env_ids)
         self.robot.reset(env_ids=env_ids)
 
-    def _sample_ranges(self, ranges: dict[str, tuple[float, float]], num: int) -> torch.Tensor:
+    def _sample_ranges(self, ranges: dict[str, tuple[float, float]] | None, num: int) -> torch.Tensor:
+        ranges = ranges or {}
         bounds = torch.tensor([ranges.get(k, (0.0, 0.0)) for k in _POSE_KEYS], device=self.device)
         return sample_uniform(bounds[:, 0], bounds[:, 1], (num, 6), device=self.device)
 
