@@ -3,6 +3,9 @@
 
 def create_manager_env(*args, **kwargs):
     # Imported lazily: mjlab and warp take seconds to import.
+    import warp
+
+    warp.config.quiet = True  # one line per compiled kernel module drowns the useful output
     from gear_sonic.envs.manager_env.builder import create_manager_env as _create
 
     return _create(*args, **kwargs)

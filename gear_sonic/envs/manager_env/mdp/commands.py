@@ -340,6 +340,20 @@ class TrackingCommand(CommandTerm):
                 self.sampler.record_step(self.dataset_clip_ids, self.frame)
         self._refresh_reference()
 
+    def start_clips(self, env_ids: torch.Tensor, slots: torch.Tensor, frames: torch.Tensor) -> None:
+        """Put envs exactly on given resident clips and frames (replay, evaluation): no noise."""
+        self.clip_slot[env_ids] = slots
+        self.frame[env_ids] = frames
+        state = self.motion.state_at_frames(slots, frames)
+        root = torch.cat([state.body_pos_w[:, 0] + self._env.scene.env_origins[env_ids], state.body_quat_w[:, 0],
+                          state.body_lin_vel_w[:, 0], state.body_ang_vel_w[:, 0]], dim=-1)
+        self.robot.write_joint_state_to_sim(state.joint_pos, state.joint_vel, env_ids=env_ids)
+        self.robot.write_root_state_to_sim(root, env_ids=env_ids)
+        self.robot.reset(env_ids=env_ids)
+        self._hold[env_ids] = True
+        self._env.sim.forward()
+        self._refresh_reference()
+
     # ------------------------------------------------------------------ resident clips
     def resample_resident_clips(self) -> None:
         """Draw a new resident clip subset (weighted by bin failure rates) and restart all envs."""
