@@ -37,7 +37,7 @@ def main(overrides: list[str]) -> None:
         cfg = compose("base", overrides=[*overrides, *EXACT])
     # One env per clip: read the clip count from a 1-env build's motion library.
     probe = create_manager_env(cfg, num_envs=1)
-    num_clips = probe.command().motion.num_clips
+    num_clips = probe.command().motion.num_total_clips
     probe.close()
     env = create_manager_env(cfg, num_envs=num_clips)
     cmd = env.command()

@@ -21,6 +21,7 @@ from mjlab.terrains import TerrainEntityCfg
 from mjlab.viewer import ViewerConfig
 from omegaconf import DictConfig, OmegaConf
 
+from gear_sonic.envs.manager_env.mdp.actions import ReferenceJointPositionActionCfg
 from gear_sonic.envs.manager_env.mdp.commands import TrackingCommandCfg
 from gear_sonic.envs.manager_env.robots import RobotSpec, get_robot
 from gear_sonic.envs.manager_env.terms import (
@@ -35,6 +36,10 @@ from gear_sonic.envs.manager_env.terms import (
 from gear_sonic.envs.wrapper import ManagerEnvWrapper
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+ACTION_TYPES = {
+    "joint_position": JointPositionActionCfg,  # default pose + scale * action (SONIC)
+    "reference_joint_position": ReferenceJointPositionActionCfg,  # reference pose + scale * action
+}
 _GROUP_KEYS = {"terms", "concatenate", "enable_corruption", "history_length"}
 _OBS_TERM_KEYS = {"func", "params", "noise", "clip", "scale", "history_length"}
 _SECTIONS = ("config", "actions", "commands", "observations", "rewards", "terminations", "events",
@@ -64,6 +69,8 @@ def create_manager_env(
         seed=int(seed if seed is not None else cfg.get("seed", 0)),
         evaluation=evaluation,
     )
+    print(f"[gear_sonic] building the env ({num_envs if num_envs is not None else cfg.num_envs} envs); the first run "
+          "on a machine compiles warp kernels (about a minute on CPU)", flush=True)
     env = ManagerBasedRlEnv(env_cfg, device=resolve_device(device or cfg.get("device")), render_mode=render_mode)
     return ManagerEnvWrapper(env, action_clip=cfg.manager_env.config.action_clip_value)
 
@@ -122,11 +129,11 @@ def _actions(section: dict, robot: RobotSpec) -> dict:
         key = f"manager_env.actions.{name}"
         entry = dict(entry)
         kind = entry.pop("type", None)
-        if kind != "joint_position":
-            raise EnvConfigError(f"{key}.type: unknown action type {kind!r}; supported: joint_position")
+        if kind not in ACTION_TYPES:
+            raise EnvConfigError(f"{key}.type: unknown action type {kind!r}; supported: {sorted(ACTION_TYPES)}")
         if entry.get("scale") == "robot":
             entry["scale"] = dict(robot.action_scale)
-        out[name] = _dataclass(JointPositionActionCfg, {"entity_name": "robot", "actuator_names": (".*",), **entry}, key)
+        out[name] = _dataclass(ACTION_TYPES[kind], {"entity_name": "robot", "actuator_names": (".*",), **entry}, key)
     return out
 
 
