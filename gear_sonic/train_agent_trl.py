@@ -11,7 +11,9 @@ writes the experiment dir.
 
 from __future__ import annotations
 
+import secrets
 import signal
+import string
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,10 +42,8 @@ def prepare_experiment_dir(cfg: DictConfig, resume: bool, is_main: bool) -> Path
         exp_dir.mkdir(parents=True, exist_ok=True)
         # Unresolved, so the file shows the interpolations a reader can follow.
         atomic_write_text(OmegaConf.to_yaml(cfg, resolve=False), exp_dir / "config.yaml")
-        import wandb.util
-
         meta = {
-            "wandb_run_id": wandb.util.generate_id(),
+            "wandb_run_id": "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)),
             "max_train_steps": int(cfg.algo.config.num_learning_iterations),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join(sys.argv),
@@ -60,7 +60,7 @@ def build_callbacks(cfg: DictConfig) -> list:
 
 def run_training(cfg: DictConfig) -> Path:
     from accelerate import Accelerator
-    from hydra.utils import instantiate
+    from hydra.utils import get_class, instantiate
 
     from gear_sonic.envs import create_manager_env
     from gear_sonic.envs.manager_env.builder import resolve_device
@@ -82,9 +82,11 @@ def run_training(cfg: DictConfig) -> Path:
     if checkpoint:
         load_weights(actor, critic, checkpoint)
     extra = {"aux_losses": instantiate(cfg.aux_losses)} if "aux_losses" in cfg else {}
-    trainer = instantiate(
-        cfg.trainer, env=env, actor=actor, critic=critic, cfg=ppo, accelerator=accelerator,
-        callbacks=build_callbacks(cfg), experiment_dir=exp_dir, _recursive_=False, **extra,
+    # The class is resolved, not instantiated by Hydra, which would turn the dataclass into a DictConfig.
+    trainer_cls = get_class(cfg.trainer._target_)
+    trainer = trainer_cls(
+        env=env, actor=actor, critic=critic, cfg=ppo, accelerator=accelerator,
+        callbacks=build_callbacks(cfg), experiment_dir=exp_dir, **extra,
     )
     if resume:
         state = torch.load(exp_dir / "last.pt", map_location=accelerator.device, weights_only=True)

@@ -1,10 +1,5 @@
 """Environments. `create_manager_env(cfg)` builds the wrapped mjlab env from a composed config."""
 
-import os
-
-# One log line per cached warp kernel module drowns the useful output; MJLAB_WARP_QUIET=0 restores it.
-os.environ.setdefault("MJLAB_WARP_QUIET", "1")
-
 
 def create_manager_env(*args, **kwargs):
     # Imported lazily: mjlab and warp take seconds to import.

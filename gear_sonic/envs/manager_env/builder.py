@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+import warp
 from mjlab.envs import ManagerBasedRlEnv, ManagerBasedRlEnvCfg
 from mjlab.envs.mdp.actions import JointPositionActionCfg
 from mjlab.managers.curriculum_manager import CurriculumTermCfg
@@ -35,6 +37,8 @@ from gear_sonic.envs.manager_env.terms import (
 )
 from gear_sonic.envs.wrapper import ManagerEnvWrapper
 
+# mjlab logs one line per cached warp module unless quiet; see gear_sonic/__init__.py.
+warp.config.quiet = os.environ.get("MJLAB_WARP_QUIET", "1").lower() in ("1", "true", "yes")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ACTION_TYPES = {
     "joint_position": JointPositionActionCfg,  # default pose + scale * action (SONIC)

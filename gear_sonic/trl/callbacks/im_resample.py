@@ -12,5 +12,5 @@ class ImResampleCallback:
 
     def on_iteration_end(self, trainer, iteration: int, metrics: dict) -> None:
         motion = trainer.env.command().motion
-        if (iteration + 1) % self.interval == 0 and motion.num_clips < motion.num_total_clips:
+        if iteration % self.interval == 0 and motion.num_clips < motion.num_total_clips:
             trainer.env.resample_motions()

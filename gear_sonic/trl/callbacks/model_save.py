@@ -23,7 +23,7 @@ class ModelSaveCallback:
         return atomic_torch_save(state, self.save_dir / name)
 
     def on_iteration_end(self, trainer, iteration: int, metrics: dict) -> None:
-        done = iteration + 1
+        done = iteration  # the trainer reports completed iterations (1, 2, ...)
         if done % self.save_interval == 0:
             self.save(trainer, f"model_step_{done:06d}.pt")
         if done % self.last_interval == 0:

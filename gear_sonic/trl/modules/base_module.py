@@ -126,10 +126,13 @@ class BaseModule(nn.Module):
         for term, shape in self.term_shapes.items():
             x = group_obs[term]
             batch = x.shape[: x.dim() - len(shape)]
+            # Explicit sizes (not -1) so an empty batch (an encoder with no active rows) reshapes too.
+            size = math.prod(shape)
             if self.num_input_temporal_dims is None:
-                parts.append(x.reshape(*batch, -1))
+                parts.append(x.reshape(*batch, size))
             else:
-                parts.append(x.reshape(*batch, self.num_input_temporal_dims, -1))
+                frames = self.num_input_temporal_dims
+                parts.append(x.reshape(*batch, frames, size // frames))
         joined = torch.cat(parts, dim=-1)
         return joined if self.num_input_temporal_dims is None else joined.flatten(-2)
 
