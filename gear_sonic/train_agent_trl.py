@@ -60,6 +60,7 @@ def build_callbacks(cfg: DictConfig) -> list:
 
 def run_training(cfg: DictConfig) -> Path:
     from accelerate import Accelerator
+    from accelerate.utils import broadcast_object_list
     from hydra.utils import get_class, instantiate
 
     from gear_sonic.envs import create_manager_env
@@ -75,6 +76,9 @@ def run_training(cfg: DictConfig) -> Path:
         raise FileNotFoundError(f"+checkpoint={checkpoint}: no such file")
 
     accelerator = Accelerator(cpu=resolve_device(cfg.device) == "cpu")
+    # Each process resolves ${now:...} itself; all of them use rank 0's experiment dir.
+    shared = broadcast_object_list([str(cfg.experiment_dir)], from_process=0)
+    cfg.experiment_dir = shared[0]
     exp_dir = prepare_experiment_dir(cfg, resume, accelerator.is_main_process)
     accelerator.wait_for_everyone()
     env = create_manager_env(cfg, device=str(accelerator.device), seed=int(cfg.seed) + accelerator.process_index)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -117,3 +119,36 @@ def test_checkpoint_from_another_architecture_names_the_parameter(trained, tmp_p
     with pytest.raises(ValueError, match=r"critic.*shape"):
         run_training(cfg)
     assert (exp_dir / "last.pt").is_file()  # nothing already written is touched
+
+
+def test_accelerate_launch_two_cpu_processes(tmp_path):
+    exp_dir = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
+        "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"), CPU_PRESET, *TINY,
+        "algo.config.num_learning_iterations=1", f"experiment_dir={exp_dir}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (exp_dir / "last.pt").is_file()
+    assert [int(r["iteration"]) for r in read_metrics(exp_dir)] == [1]  # rank 0 alone writes
+
+
+def test_ctrl_c_saves_last_checkpoint_and_exits_cleanly(tmp_path):
+    exp_dir = tmp_path / "interrupted"
+    command = [sys.executable, str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"), CPU_PRESET, *TINY,
+               "callbacks.model_save.last_interval=1000", "callbacks.model_save.save_interval=1000",
+               "algo.config.num_learning_iterations=1000", f"experiment_dir={exp_dir}"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
+    deadline = time.time() + 600
+    while not (exp_dir / "metrics.csv").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    assert process.poll() is None, process.stdout.read()[-3000:]
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-3000:]
+    state = torch.load(exp_dir / "last.pt", weights_only=True)
+    assert 1 <= state["iteration"] < 1000
+    assert "Traceback" not in output

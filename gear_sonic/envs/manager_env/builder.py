@@ -37,8 +37,10 @@ from gear_sonic.envs.manager_env.terms import (
 )
 from gear_sonic.envs.wrapper import ManagerEnvWrapper
 
-# mjlab logs one line per cached warp module unless quiet; see gear_sonic/__init__.py.
-warp.config.quiet = os.environ.get("MJLAB_WARP_QUIET", "1").lower() in ("1", "true", "yes")
+# Warp logs one line per (cached) kernel module at INFO, which Hydra's logging shows; keep it to
+# warnings unless MJLAB_WARP_QUIET=0 (see gear_sonic/__init__.py).
+if os.environ.get("MJLAB_WARP_QUIET", "1").lower() in ("1", "true", "yes"):
+    warp.config.log_level = warp.LOG_WARNING
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ACTION_TYPES = {
     "joint_position": JointPositionActionCfg,  # default pose + scale * action (SONIC)
@@ -151,6 +153,9 @@ def _commands(section: dict, robot: RobotSpec) -> dict:
             raise EnvConfigError(f"{key}.type: unknown command type {kind!r}; supported: tracking")
         if entry.get("body_names") == "robot":
             entry["body_names"] = robot.tracked_bodies
+        entry.setdefault("vr_body_names", robot.vr_bodies)
+        entry.setdefault("vr_body_offsets", robot.vr_offsets)
+        entry.setdefault("wrist_joint_names", robot.wrist_joints)
         entry["motion_file"] = str(_find_motion_file(entry.get("motion_file"), f"{key}.motion_file"))
         out[name] = _dataclass(TrackingCommandCfg, to_tuples(entry), key)
     return out

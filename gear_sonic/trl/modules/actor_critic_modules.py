@@ -22,6 +22,15 @@ def _batch_size(obs: Mapping) -> int:
     raise ValueError("empty observation dict")
 
 
+def _action_head(backbone: nn.Module) -> nn.Linear:
+    """The last linear layer on the action path (g1_dyn for the universal token module)."""
+    source = backbone.decoders["g1_dyn"] if isinstance(backbone, UniversalTokenModule) else backbone
+    linears = [m for m in source.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("action_head_gain: the actor backbone has no linear layer to scale")
+    return linears[-1]
+
+
 class Actor(nn.Module):
     """Normal(backbone(obs), std) with a learned, state-independent std per action.
 
@@ -38,6 +47,7 @@ class Actor(nn.Module):
         init_std: float = 0.05,
         std_min: float = 0.001,
         std_max: float = 0.5,
+        action_head_gain: float | None = None,
     ):
         super().__init__()
         if not 0.0 < std_min <= init_std <= std_max:
@@ -49,6 +59,13 @@ class Actor(nn.Module):
         self.std_min = float(std_min)
         self.std_max = float(std_max)
         self.std = nn.Parameter(torch.full((self.num_actions,), float(init_std)))
+        if action_head_gain is not None:
+            # A near-zero initial mean: with reference-relative actions the fresh policy then
+            # replays the reference instead of adding random offsets to it.
+            head = _action_head(backbone)
+            with torch.no_grad():
+                head.weight.mul_(float(action_head_gain))
+                head.bias.zero_()
 
     @property
     def action_std(self) -> torch.Tensor:

@@ -67,17 +67,10 @@ class TrackingCommandCfg(CommandTermCfg):
         default_factory=lambda: {"g1": 1.0, "teleop": 1.0, "smpl": 1.0}
     )
     teleop_prob_when_smpl: float = 0.5
-    # VR 3-point targets.
-    vr_body_names: tuple[str, ...] = ("torso_link", "left_wrist_yaw_link", "right_wrist_yaw_link")
-    vr_body_offsets: tuple[tuple[float, float, float], ...] = (
-        (0.0, 0.0, 0.35),
-        (0.18, -0.025, 0.0),
-        (0.18, 0.025, 0.0),
-    )
-    wrist_joint_names: tuple[str, ...] = (
-        "left_wrist_roll_joint", "left_wrist_pitch_joint", "left_wrist_yaw_joint",
-        "right_wrist_roll_joint", "right_wrist_pitch_joint", "right_wrist_yaw_joint",
-    )  # fmt: skip
+    # VR 3-point targets and wrist joints; empty -> the robot spec's (filled in by the builder).
+    vr_body_names: tuple[str, ...] = ()
+    vr_body_offsets: tuple[tuple[float, float, float], ...] = ()
+    wrist_joint_names: tuple[str, ...] = ()
     lower_body_joint_names: tuple[str, ...] = (".*_hip_.*", ".*_knee_.*", ".*_ankle_.*")
     resampling_time_range: tuple[float, float] = (1.0e9, 1.0e9)
 

@@ -100,4 +100,7 @@ G1 = RobotSpec(
     tracked_bodies=G1_TRACKED_BODIES,
     anchor_body="pelvis",
     foot_geoms_regex=G1_FOOT_GEOMS_REGEX,
+    vr_bodies=G1_VR_3POINT_BODIES,
+    vr_offsets=G1_VR_3POINT_OFFSETS,
+    wrist_joints=tuple(name for name in G1_JOINT_NAMES if "wrist" in name),
 )

@@ -19,3 +19,6 @@ class RobotSpec:
     tracked_bodies: tuple[str, ...]
     anchor_body: str
     foot_geoms_regex: str
+    vr_bodies: tuple[str, ...]  # head and hands of a VR teleoperator
+    vr_offsets: tuple[tuple[float, float, float], ...]
+    wrist_joints: tuple[str, ...]
