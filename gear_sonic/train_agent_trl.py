@@ -85,7 +85,7 @@ def run_training(cfg: DictConfig) -> Path:
     actor, critic = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
     if checkpoint:
         load_weights(actor, critic, checkpoint)
-    extra = {"aux_losses": instantiate(cfg.aux_losses)} if "aux_losses" in cfg else {}
+    extra = {key: instantiate(cfg[key]) for key in ("aux_losses", "bc_loss") if key in cfg}
     # The class is resolved, not instantiated by Hydra, which would turn the dataclass into a DictConfig.
     trainer_cls = get_class(cfg.trainer._target_)
     trainer = trainer_cls(

@@ -10,6 +10,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
+from gear_sonic.trl.losses.bc_losses import ReferenceActionBC
 from gear_sonic.trl.losses.token_losses import AuxLossSet
 from gear_sonic.trl.modules.universal_token_modules import TokenOutput
 from gear_sonic.trl.trainer.ppo_config import PPOConfig
@@ -32,16 +33,25 @@ class TRLAuxLossPPOTrainer(TRLPPOTrainer):
         callbacks: Iterable = (),
         experiment_dir: str | Path | None = None,
         logger: logging.Logger | None = None,
+        bc_loss: ReferenceActionBC | None = None,
     ):
         super().__init__(env, actor, critic, cfg, accelerator, callbacks, experiment_dir, logger)
         self.aux_losses = aux_losses
+        self.bc_loss = bc_loss
+        if bc_loss is not None:
+            bc_loss.bind(env)
 
     def extra_losses(self, batch: MiniBatch, aux) -> tuple[torch.Tensor | float, dict]:
-        if not self.aux_losses.terms:
-            return 0.0, {}
-        if not isinstance(aux, TokenOutput):
-            raise ValueError(
-                "aux losses need an actor backbone that returns a TokenOutput "
-                f"(e.g. UniversalTokenModule); got {type(aux).__name__} from Actor.evaluate"
-            )
-        return self.aux_losses(aux, batch.obs)
+        total, terms = 0.0, {}
+        if self.aux_losses.terms:
+            if not isinstance(aux, TokenOutput):
+                raise ValueError(
+                    "aux losses need an actor backbone that returns a TokenOutput "
+                    f"(e.g. UniversalTokenModule); got {type(aux).__name__} from Actor.evaluate"
+                )
+            total, terms = self.aux_losses(aux, batch.obs)
+        if self.bc_loss is not None and isinstance(aux, TokenOutput):
+            weighted, raw = self.bc_loss(aux.action_mean, batch.obs, self.iteration)
+            total = total + weighted
+            terms = {**terms, "reference_bc": raw}
+        return total, terms
