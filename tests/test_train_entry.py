@@ -127,7 +127,7 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
         sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
         "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no",
         str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"), CPU_PRESET, *TINY,
-        "algo.config.num_learning_iterations=1", f"experiment_dir={exp_dir}",
+        "algo.config.num_learning_iterations=1", "callbacks.sync_sampling.interval=1", f"experiment_dir={exp_dir}",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
