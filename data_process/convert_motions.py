@@ -175,9 +175,10 @@ def run_jobs(files: list[Path], jobs: int, task, args: tuple, show_progress: boo
     from rich.console import Console
     from rich.progress import Progress
 
-    # loky workers start fresh interpreters: give them the checkout on their import path.
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    if jobs != 1:
+        # loky workers start fresh interpreters: give them the checkout on their import path.
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     results = []
     with Progress(console=Console(stderr=True), disable=not show_progress,
                   transient=True) as progress:
