@@ -8,13 +8,16 @@ character facing +Z faces +X like the G1) -> scale by G1 leg length / human leg 
 NPZ via write_npz, with the 24 human keypoints stored as `smpl_joints`.
 
 Mapping: DEFAULT_MAPPING sends each BVH joint to a point on a G1 body (body name + offset in
-that body's frame, the same points as the SMPL keypoint table of the motion library) with a
-position weight. Hips also carries an orientation target, built from the hip and spine
-keypoints. Ankles/wrists are primary targets, knees/elbows/shoulders secondary. A YAML file
-given by --mapping may override entries or drop them with `null`:
+that body's frame, the same points as the SMPL keypoint table of the motion library) or to an
+existing G1 site (`site: left_palm`), with a position weight. Only Hips carries an orientation
+target (`orientation_weight`), built from the hip and spine keypoints, since BVH rest poses
+differ between exporters. Ankles/toes/wrists are primary targets, knees/elbows/shoulders
+secondary; a posture task and mink.ConfigurationLimit keep the rest sensible. End Sites are
+named `<parent>_End`. A YAML file given by --mapping may override entries or drop them (null):
 
     joints:
       LeftToe: {body: left_ankle_roll_link, offset: [0.12, 0, -0.03], weight: 50}
+      LeftHand_End: {site: left_palm, weight: 30}
       Head: null
     posture_weight: 0.05
 """
@@ -98,8 +101,16 @@ def load_mapping(path: str | Path | None) -> tuple[dict[str, dict], float]:
     for name, entry in (data.get("joints") or {}).items():
         if entry is None:
             mapping.pop(name, None)
-        else:
-            mapping[name] = {**mapping.get(name, {"offset": [0.0, 0.0, 0.0]}), **entry}
+            continue
+        if not isinstance(entry, dict) or not (
+                name in mapping or "body" in entry or "site" in entry):
+            raise MotionDataError(f"entry for '{name}' needs 'body' (+ 'offset') or 'site'",
+                                  source=str(path), field=f"joints.{name}",
+                                  fix="see DEFAULT_MAPPING in data_process/retarget_bvh.py")
+        base = {} if "site" in entry else mapping.get(name, {})
+        mapping[name] = {"offset": [0.0, 0.0, 0.0], "weight": 10.0, **base, **entry}
+        if "site" in entry:
+            mapping[name].pop("body", None)
     return mapping, float(data.get("posture_weight", posture))
 
 
@@ -151,7 +162,13 @@ def ik_model(mapping: dict[str, dict]) -> mujoco.MjModel:
     """G1 (no floor) with one site per mapped target point, ranges shrunk like the generator."""
     spec = build_spec(with_floor=False)
     for name, entry in mapping.items():
-        spec.body(entry["body"]).add_site(name=f"rt_{name}", pos=list(entry["offset"]))
+        if "site" in entry:  # an existing site is targeted directly
+            continue
+        body = spec.body(entry["body"])
+        if body is None:
+            raise MotionDataError(f"mapping of '{name}' names unknown G1 body '{entry['body']}'",
+                                  field="mapping", fix="use a body of the G1 model")
+        body.add_site(name=f"rt_{name}", pos=list(entry["offset"]))
     model = spec.compile()
     hinges = [j for j in range(model.njnt) if model.jnt_type[j] != 0]
     model.jnt_range[hinges] = shrunk_ranges(hinge_ranges(model), IK_RANGE_FRACTION)
@@ -166,8 +183,9 @@ def solve_ik(model: mujoco.MjModel, mapping: dict[str, dict], posture_weight: fl
     q0[:3] = targets["Hips"][0]
     q0[3:7] = Rotation.from_matrix(root_rot[0]).as_quat(scalar_first=True)
     config = mink.Configuration(model, q0)
-    tasks = {name: mink.FrameTask(f"rt_{name}", "site", float(e["weight"]),
-                                  float(e.get("orientation_weight", 0.0)))
+    tasks = {name: mink.FrameTask(e.get("site", f"rt_{name}"), "site", float(e["weight"]),
+                                  float(e.get("orientation_weight", 0.0)) if name == "Hips"
+                                  else 0.0)
              for name, e in mapping.items() if name in targets}
     posture = mink.PostureTask(model, cost=posture_weight)
     posture.set_target(q0)

@@ -182,3 +182,20 @@ def test_preview_writes_video_and_sheet(round_trip, tmp_path):
     sheets = list(tmp_path.glob("*.png"))
     assert written == 0 and videos and sheets
     assert all(p.stat().st_size > 1000 for p in videos + sheets)
+
+
+def test_mapping_yaml_overrides(tmp_path):
+    from data_process.retarget_bvh import DEFAULT_MAPPING, load_mapping
+
+    good = tmp_path / "map.yaml"
+    good.write_text("joints:\n  Neck: null\n  LeftHand_End: {site: left_palm, weight: 5}\n"
+                    "  LeftToe: {weight: 7}\nposture_weight: 0.2\n")
+    mapping, posture = load_mapping(good)
+    assert "Neck" not in mapping and posture == 0.2
+    assert mapping["LeftHand_End"] == {"offset": [0.0, 0.0, 0.0], "weight": 5, "site": "left_palm"}
+    assert mapping["LeftToe"]["body"] == DEFAULT_MAPPING["LeftToe"]["body"]
+    assert mapping["LeftToe"]["weight"] == 7
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("joints:\n  Tail: {weight: 3}\n")
+    with pytest.raises(MotionDataError, match="bad.yaml"):
+        load_mapping(bad)
