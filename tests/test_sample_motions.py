@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from gear_sonic.utils.motion_lib.smpl_keypoints import SMPL_JOINT_NAMES, smpl_ke
 
 MOTION_DIR = Path(__file__).resolve().parents[1] / "data" / "motions"
 CLIP_FILES = sorted(MOTION_DIR.glob("*.npz"))
-MAX_TOTAL_BYTES = 5 * 2**20
+MAX_TOTAL_BYTES = 10 * 10**6  # 10 MB (decimal, the stricter reading)
 FLOAT_KEYS = ("fps", "joint_pos", "joint_vel", "root_pos", "root_quat", "body_pos_w", "body_quat_w",
               "body_lin_vel_w", "body_ang_vel_w", "smpl_joints")
 
@@ -26,12 +27,21 @@ def clip(request) -> dict:
 
 
 def test_set_is_complete_and_small():
-    assert len(CLIP_FILES) >= 8
+    assert len(CLIP_FILES) >= 30
     assert sum(p.stat().st_size for p in CLIP_FILES) <= MAX_TOTAL_BYTES
     names = " ".join(p.stem for p in CLIP_FILES)
-    for kind in ("stand", "walk", "turn", "squat", "wave", "reach"):
+    for kind in ("stand", "walk", "run", "backward", "side_step", "turn_in_place", "squat",
+                 "wave", "reach"):
         assert kind in names, kind
     assert (MOTION_DIR / "README.md").exists()
+
+
+def test_split_is_disjoint_and_covers_all_clips():
+    split = json.loads((MOTION_DIR / "split.json").read_text())
+    train, test = set(split["train"]), set(split["test"])
+    assert not train & test
+    assert train | test == {p.stem for p in CLIP_FILES}
+    assert 0.05 <= len(test) / len(CLIP_FILES) <= 0.2
 
 
 def test_layout_shapes_and_names(clip):
