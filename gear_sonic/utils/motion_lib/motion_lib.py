@@ -81,10 +81,11 @@ class MotionLib:
                 "no clips left after filtering", source=str(motion_file), field="key_regex",
                 fix="relax key_regex / remove_key_prefixes",
             )
-        self._frames: list[ClipFrames] = [
-            convert_clip(c, self._kin, self.body_names, self.fps)
-            for c in _progress(raw, "Converting motions")
-        ]
+        # Convert and drop each raw clip in turn, so raw and converted data never coexist in full.
+        raw.reverse()
+        self._frames: list[ClipFrames] | None = []
+        for _ in _progress(range(len(raw)), "Converting motions"):
+            self._frames.append(convert_clip(raw.pop(), self._kin, self.body_names, self.fps))
         self.keys: list[str] = [f.key for f in self._frames]
         self.num_total_clips = len(self._frames)
         # Per dataset clip (not just resident ones), e.g. for failure-binned start sampling.
@@ -94,6 +95,9 @@ class MotionLib:
 
         if max_resident_clips is None or max_resident_clips >= self.num_total_clips:
             self.load_resident(range(self.num_total_clips))
+            # Everything is resident and nothing will be re-drawn: the per-clip host arrays
+            # would only double the memory.
+            self._frames = None
         else:
             self.sample_resident()
         self._print_summary(motion_file)
@@ -111,6 +115,11 @@ class MotionLib:
         bad = [i for i in ids if not 0 <= i < self.num_total_clips]
         if bad:
             raise IndexError(f"dataset ids {bad} outside [0, {self.num_total_clips})")
+        if self._frames is None:
+            raise RuntimeError(
+                "every clip is already resident and the host copies were released to save memory; "
+                "construct the MotionLib with max_resident_clips < the dataset size to re-draw subsets"
+            )
         frames = [self._frames[i] for i in ids]
         counts = np.array([f.num_frames for f in frames])
 
