@@ -4,7 +4,8 @@
 
 Pipeline: BVH forward kinematics -> metres -> Y-up to Z-up ((x, y, z) -> (z, x, y), so a
 character facing +Z faces +X like the G1) -> scale by G1 leg length / human leg length
-(hip-to-ankle) -> per-frame IK from the previous solution -> feet put back on the ground ->
+(hip-to-ankle) -> stance feet locked in place -> per-frame IK from the previous solution -> feet
+put back on the ground ->
 NPZ via write_npz, with the 24 human keypoints stored as `smpl_joints`.
 
 Mapping: DEFAULT_MAPPING sends each BVH joint to a point on a G1 body (body name + offset in
@@ -158,6 +159,26 @@ def foot_contacts(pos: np.ndarray, names: list[str], fps: float) -> np.ndarray:
     return low & (speed < CONTACT_SPEED)
 
 
+def lock_stance_targets(targets: dict[str, np.ndarray], contacts: np.ndarray) -> dict[str, np.ndarray]:
+    """Hold each foot's targets where its stance began, so the retargeted stance foot cannot slide
+    even where the human foot does (mocap foot skate)."""
+    locked = {name: value.copy() for name, value in targets.items()}
+    for side, column in (("Left", 0), ("Right", 1)):
+        foot_targets = [n for n in locked if n.startswith((f"{side}Foot", f"{side}Toe"))]
+        contact = contacts[:, column]
+        t = 0
+        while t < len(contact):
+            if not contact[t]:
+                t += 1
+                continue
+            start = t
+            while t < len(contact) and contact[t]:
+                t += 1
+            for name in foot_targets:
+                locked[name][start:t] = locked[name][start]
+    return locked
+
+
 def ik_model(mapping: dict[str, dict]) -> mujoco.MjModel:
     """G1 (no floor) with one site per mapped target point, ranges shrunk like the generator."""
     spec = build_spec(with_floor=False)
@@ -246,9 +267,9 @@ def retarget(bvh: Bvh, fps: float = 50.0, units: str = "cm",
     # Rest the clip's lowest ankle at the G1 standing ankle height.
     ankles = pos[:, [names.index("LeftFoot"), names.index("RightFoot")], 2]
     pos[..., 2] += _g1_standing_ankle_z() - ankles.min()
-    targets = {n: pos[:, names.index(n)] for n in mapping if n in names}
-    qpos = solve_ik(model, mapping, posture_weight, targets, root_rotations(pos, names))
     contacts = foot_contacts(pos, names, fps)
+    targets = lock_stance_targets({n: pos[:, names.index(n)] for n in mapping if n in names}, contacts)
+    qpos = solve_ik(model, mapping, posture_weight, targets, root_rotations(pos, names))
     qpos, shift = ground_feet(model, qpos, contacts)
     arrays = clip_arrays(qpos, contacts)
     # clip_arrays differentiates at the generator's FPS; rescale the rates to ours.

@@ -199,3 +199,14 @@ def test_mapping_yaml_overrides(tmp_path):
     bad.write_text("joints:\n  Tail: {weight: 3}\n")
     with pytest.raises(MotionDataError, match="bad.yaml"):
         load_mapping(bad)
+
+
+def test_stance_feet_targets_are_locked_while_in_contact():
+    from data_process.retarget_bvh import lock_stance_targets
+
+    skate = np.stack([np.linspace(0.0, 0.1, 6), np.zeros(6), np.zeros(6)], axis=1)  # 10 cm of slide
+    contacts = np.array([[1, 0], [1, 0], [1, 0], [0, 0], [1, 0], [1, 0]], dtype=bool)
+    locked = lock_stance_targets({"LeftFoot": skate, "RightFoot": skate, "Hips": skate}, contacts)
+    assert np.allclose(locked["LeftFoot"][:3], skate[0]) and np.allclose(locked["LeftFoot"][4:], skate[4])
+    assert np.allclose(locked["LeftFoot"][3], skate[3])  # swing frame follows the human
+    assert np.allclose(locked["RightFoot"], skate) and np.allclose(locked["Hips"], skate)  # no contact / not a foot
