@@ -54,9 +54,13 @@ class AdaptiveBinSampler:
         bins = self.bin_of(dataset_clip_ids, frames)
         self.episodes.index_add_(0, bins, 1.0 / self.bin_length[bins].float())
 
-    def record_failures(self, dataset_clip_ids: torch.Tensor, frames: torch.Tensor) -> None:
+    def record_failures(
+        self, dataset_clip_ids: torch.Tensor, frames: torch.Tensor, failed: torch.Tensor | None = None
+    ) -> None:
+        """Add one failure per entry (or per entry where `failed` is true: no host sync)."""
         bins = self.bin_of(dataset_clip_ids, frames)
-        self.failures.index_add_(0, bins, torch.ones_like(bins, dtype=self.failures.dtype))
+        weight = torch.ones_like(bins, dtype=self.failures.dtype) if failed is None else failed.to(self.failures.dtype)
+        self.failures.index_add_(0, bins, weight)
 
     def bin_probabilities(self) -> torch.Tensor:
         """Sampling probability of every dataset bin (sums to 1)."""

@@ -280,9 +280,8 @@ class TrackingCommand(CommandTerm):
     def _record_failures(self, env_ids: torch.Tensor) -> None:
         if self.cfg.sampling_mode != "adaptive" or not hasattr(self._env, "termination_manager"):
             return
-        failed = env_ids[self._env.termination_manager.terminated[env_ids]]
-        if failed.numel() > 0:
-            self.sampler.record_failures(self.dataset_clip_ids[failed], self.frame[failed])
+        failed = self._env.termination_manager.terminated[env_ids]
+        self.sampler.record_failures(self.dataset_clip_ids[env_ids], self.frame[env_ids], failed)
 
     def _sample_starts(self, env_ids: torch.Tensor) -> None:
         num = len(env_ids)
