@@ -1,0 +1,304 @@
+"""Checkpoint monitor: evaluate each `model_step_*.pt` of a training run once, in step order.
+
+    python gear_sonic/eval_exp.py experiment_dir=logs_rl/gear_sonic/run-... [single_pass=true]
+
+For every checkpoint older than `ready_delay_s` it runs the metrics command, then the render command
+for the worst clips, each subprocess in its own process group and killed as a group past
+`timeout_s`. Results live in `<exp_dir>/eval/step_XXXXXX/`; `done.json` is written atomically only
+after both succeeded, `failed.json` keeps the attempt count and the last error. Which steps are
+finished is read only from those markers, so a restarted monitor neither repeats nor skips a step.
+After each evaluation the HTML report is rewritten and `eval/*` metrics are logged (keyed by
+`eval_step`) into the training run's wandb run, backfilling steps that were not logged yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from gear_sonic.eval.report import atomic_write_text, write_report  # noqa: E402
+
+CKPT_RE = re.compile(r"^model_step_(\d+)\.pt$")
+KILL_GRACE_S = 5.0
+
+
+class EvalFailure(RuntimeError):
+    pass
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+class CheckpointEvaluator:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.exp_dir = Path(cfg.experiment_dir).expanduser().resolve()
+        self.eval_root = self.exp_dir / "eval"
+        self._wandb_run = None
+
+    # ---------- state on disk ----------
+    def step_dir(self, step: int) -> Path:
+        return self.eval_root / f"step_{step:06d}"
+
+    def is_done(self, step: int) -> bool:
+        return (self.step_dir(step) / "done.json").is_file()
+
+    def attempts(self, step: int) -> int:
+        path = self.step_dir(step) / "failed.json"
+        try:
+            return int(json.loads(path.read_text()).get("attempts", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return 0
+
+    def is_given_up(self, step: int) -> bool:
+        return self.attempts(step) > int(self.cfg.max_retries)
+
+    def is_finished(self, step: int) -> bool:
+        return self.is_done(step) or self.is_given_up(step)
+
+    def max_train_steps(self) -> int | None:
+        try:
+            meta = OmegaConf.load(self.exp_dir / "meta.yaml")
+        except (OSError, ValueError):
+            return None
+        value = meta.get("max_train_steps")
+        return int(value) if value is not None else None
+
+    # ---------- scanning ----------
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        found = []
+        for path in self.exp_dir.glob("model_step_*.pt"):
+            match = CKPT_RE.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def pending(self) -> list[tuple[int, Path]]:
+        """Ready, selected, unfinished checkpoints in step order."""
+        all_ckpts = self.checkpoints()
+        final = self.max_train_steps()
+        k = max(1, int(self.cfg.eval_frequency))
+        selected = [(s, p) for i, (s, p) in enumerate(all_ckpts)
+                    if i % k == 0 or (final is not None and s >= final)]
+        now = time.time()
+        ready = []
+        for step, path in selected:
+            try:
+                age = now - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age >= float(self.cfg.ready_delay_s):
+                ready.append((step, path))
+        if self.cfg.eval_last_n is not None:
+            ready = ready[-int(self.cfg.eval_last_n):] if int(self.cfg.eval_last_n) > 0 else []
+        return [(s, p) for s, p in ready if not self.is_finished(s)]
+
+    def reached_end(self) -> bool:
+        final = self.max_train_steps()
+        if final is None:
+            return False
+        return any(s >= final and self.is_finished(s) for s, _ in self.checkpoints())
+
+    # ---------- subprocesses ----------
+    def _format(self, template, **values) -> list[str]:
+        values = {"python": sys.executable, "repo": str(REPO_ROOT), **values}
+        return [str(part).format(**values) for part in template]
+
+    def run_command(self, cmd: list[str], log_path: Path) -> None:
+        """Run `cmd` in its own session; on timeout (or if we are stopped) kill its process group."""
+        timeout = float(self.cfg.timeout_s)
+        with open(log_path, "ab") as log:
+            log.write(f"$ {' '.join(cmd)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=str(REPO_ROOT))
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_group(proc)
+                raise EvalFailure(f"timed out after {timeout:g} s: {' '.join(cmd)}") from None
+            except BaseException:
+                self._kill_group(proc)
+                raise
+            finally:
+                # Leftover children of a finished command are killed as well.
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if rc != 0:
+            raise EvalFailure(f"exit code {rc}: {' '.join(cmd)} (log: {log_path})")
+
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen) -> None:
+        """SIGTERM the whole process group, give it a grace period, then SIGKILL what is left."""
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+
+    # ---------- one checkpoint ----------
+    def evaluate_once(self, step: int, ckpt: Path) -> dict:
+        out = self.step_dir(step)
+        out.mkdir(parents=True, exist_ok=True)
+        metrics_file = out / "metrics_eval.json"
+        metrics_file.unlink(missing_ok=True)
+        shutil.rmtree(out / "videos", ignore_errors=True)
+        log_path = out / "eval.log"
+        values = {"checkpoint": str(ckpt), "num_envs": int(self.cfg.num_eval_envs), "output_dir": str(out),
+                  "metrics_file": str(metrics_file), "num_videos": int(self.cfg.num_render_videos)}
+        self.run_command(self._format(self.cfg.metrics_command, **values), log_path)
+        try:
+            metrics = json.loads(metrics_file.read_text())
+            aggregate = metrics["aggregate"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise EvalFailure(f"no usable {metrics_file}: {err}") from None
+        if int(self.cfg.num_render_videos) > 0:
+            self.run_command(self._format(self.cfg.render_command, **values), log_path)
+        return aggregate
+
+    def evaluate(self, step: int, ckpt: Path) -> bool:
+        """Attempt `step` until it succeeds or the retries are spent; markers record the outcome."""
+        out = self.step_dir(step)
+        while not self.is_finished(step):
+            attempt = self.attempts(step) + 1
+            print(f"[eval_exp] step {step}: attempt {attempt} ({ckpt.name})", flush=True)
+            started = time.time()
+            try:
+                aggregate = self.evaluate_once(step, ckpt)
+            except EvalFailure as err:
+                print(f"[eval_exp] step {step}: attempt {attempt} failed: {err}", flush=True)
+                atomic_write_text(json.dumps({"step": step, "attempts": attempt, "error": str(err),
+                                              "checkpoint": str(ckpt), "time": time.time()}, indent=2),
+                                  out / "failed.json")
+                continue
+            done = {"step": step, "checkpoint": str(ckpt), "attempts": attempt,
+                    "seconds": round(time.time() - started, 3), "aggregate": aggregate}
+            atomic_write_text(json.dumps(done, indent=2), out / "done.json")
+            (out / "failed.json").unlink(missing_ok=True)
+            print(f"[eval_exp] step {step}: done " + " ".join(
+                f"{k}={v:.4g}" for k, v in aggregate.items() if isinstance(v, (int, float))), flush=True)
+            return True
+        return self.is_done(step)
+
+    # ---------- wandb ----------
+    def log_wandb(self) -> None:
+        """Log every done step not yet in `eval/wandb_logged.json` into the training run."""
+        mode = str(self.cfg.wandb.mode)
+        if mode == "disabled":
+            return
+        if mode not in ("online", "offline"):
+            raise ValueError(f"wandb.mode={mode!r}: choose disabled, online or offline")
+        logged_path = self.eval_root / "wandb_logged.json"
+        try:
+            logged = set(json.loads(logged_path.read_text()))
+        except (OSError, ValueError):
+            logged = set()
+        todo = []
+        for sub in self.eval_root.glob("step_*"):
+            step = sub.name[len("step_"):]
+            if step.isdigit() and int(step) not in logged and (sub / "done.json").is_file():
+                todo.append(int(step))
+        if not todo:
+            return
+        run = self._wandb()
+        for step in sorted(todo):
+            aggregate = json.loads((self.step_dir(step) / "done.json").read_text()).get("aggregate", {})
+            row = {f"eval/{k}": v for k, v in aggregate.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            row["eval_step"] = step
+            run.log(row)
+            logged.add(step)
+            atomic_write_text(json.dumps(sorted(logged)), logged_path)
+
+    def _wandb(self):
+        if self._wandb_run is None:
+            import wandb
+
+            meta = OmegaConf.load(self.exp_dir / "meta.yaml")
+            project, entity = "gear_sonic", None
+            if (self.exp_dir / "config.yaml").is_file():
+                train_cfg = OmegaConf.load(self.exp_dir / "config.yaml")
+                project = OmegaConf.select(train_cfg, "callbacks.wandb.project", default=project)
+                entity = OmegaConf.select(train_cfg, "callbacks.wandb.entity", default=None)
+            self._wandb_run = wandb.init(project=project, entity=entity, id=str(meta.wandb_run_id),
+                                         resume="allow", mode=str(self.cfg.wandb.mode),
+                                         dir=str(self.exp_dir))
+            self._wandb_run.define_metric("eval_step")
+            self._wandb_run.define_metric("eval/*", step_metric="eval_step")
+        return self._wandb_run
+
+    def close(self) -> None:
+        if self._wandb_run is not None:
+            self._wandb_run.finish()
+            self._wandb_run = None
+
+    # ---------- main loop ----------
+    def wait_for_experiment(self) -> None:
+        announced = False
+        while not self.exp_dir.is_dir():
+            if not announced:
+                print(f"[eval_exp] waiting for experiment directory {self.exp_dir} to appear", flush=True)
+                announced = True
+            time.sleep(min(float(self.cfg.scan_interval), 5.0))
+
+    def scan_once(self) -> int:
+        """Evaluate every pending checkpoint in step order; returns how many were attempted."""
+        pending = self.pending()
+        for step, ckpt in pending:
+            self.evaluate(step, ckpt)
+            self.log_wandb()
+            write_report(self.exp_dir)
+        return len(pending)
+
+    def run(self) -> None:
+        self.wait_for_experiment()
+        print(f"[eval_exp] monitoring {self.exp_dir}", flush=True)
+        try:
+            self.log_wandb()  # backfill from an earlier session
+            while True:
+                self.scan_once()
+                if self.reached_end():
+                    print("[eval_exp] final checkpoint evaluated, stopping", flush=True)
+                    break
+                if self.cfg.single_pass:
+                    break
+                time.sleep(float(self.cfg.scan_interval))
+            if self.eval_root.is_dir():
+                write_report(self.exp_dir)
+        finally:
+            self.close()
+
+
+@hydra.main(config_path="../config", config_name="eval_exp", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    CheckpointEvaluator(cfg).run()
+
+
+if __name__ == "__main__":
+    main()
