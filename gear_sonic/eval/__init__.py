@@ -1,0 +1,1 @@
+"""Checkpoint evaluation: tracking metrics (mm) over every dataset clip played once."""

@@ -1,0 +1,174 @@
+"""Play every dataset clip once from frame 0 with the deterministic policy and score tracking.
+
+`evaluate_checkpoint(cfg, checkpoint_path, num_envs)` builds the env for evaluation (eval
+terminations, no reset noise, train-only events off, every clip resident), loads the actor and
+runs clips in rounds of `num_envs`. Per step it records reference and robot tracked-body
+positions until each env's clip ends or it terminates; metrics come from `gear_sonic.eval.metrics`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gear_sonic.eval.metrics import aggregate, clip_metrics
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EVAL_TERMINATIONS = REPO_ROOT / "config" / "manager_env" / "terminations" / "tracking" / "eval.yaml"
+ENCODERS = ("g1", "teleop", "smpl")
+# Every clip resident at once (MotionLib caps this at the dataset size).
+ALL_RESIDENT = 1_000_000_000
+
+
+def eval_config(cfg: DictConfig, num_envs: int) -> DictConfig:
+    """A copy of a training config set up for evaluation (the same overrides scripts use)."""
+    cfg = copy.deepcopy(cfg)
+    OmegaConf.set_struct(cfg, False)
+    motion = cfg.manager_env.commands.motion
+    motion.pose_range = None
+    motion.velocity_range = None
+    motion.joint_position_range = [0.0, 0.0]
+    motion.sampling_mode = "start"
+    motion.max_resident_clips = ALL_RESIDENT
+    # Group overrides cannot be applied to a saved config: load the eval group's content instead.
+    cfg.manager_env.terminations = OmegaConf.load(EVAL_TERMINATIONS)
+    # Clips may outlast the training episode length; the clip end stops each env instead.
+    cfg.manager_env.config.episode_length_s = 1.0e6
+    cfg.num_envs = int(num_envs)
+    return cfg
+
+
+def load_actor_state(checkpoint_path: str | Path) -> dict:
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"+checkpoint={path}: no such file")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "actor" not in state:
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"+checkpoint={path}: the file has no 'actor' weights (keys: {keys})")
+    return state
+
+
+def force_encoder(cmd, env_ids: torch.Tensor, name: str) -> None:
+    """Route the given envs through one encoder by writing its one-hot into the mask."""
+    if name not in cmd.encoder_names:
+        raise ValueError(f"use_encoder={name}: this config's encoders are {list(cmd.encoder_names)}")
+    column = cmd.encoder_names.index(name)
+    cmd.encoder_mask[env_ids] = 0.0
+    cmd.encoder_mask[env_ids, column] = 1.0
+
+
+def evaluate_checkpoint(
+    cfg: DictConfig,
+    checkpoint_path: str | Path,
+    num_envs: int,
+    use_encoder: str | None = None,
+    device: str = "cpu",
+    record_masks: bool = False,
+) -> dict:
+    """-> {"aggregate": {...}, "clips": [per-clip rows], "iteration": int, "step_dt": float}.
+
+    `record_masks=True` also returns the encoder mask rows used each round (tests, debugging).
+    """
+    from gear_sonic.envs import create_manager_env
+    from gear_sonic.trl.builders import build_policy_and_value, load_matching_state
+
+    if use_encoder is not None and use_encoder not in ENCODERS:
+        raise ValueError(f"use_encoder={use_encoder}: expected one of {list(ENCODERS)} or null")
+    state = load_actor_state(checkpoint_path)
+    cfg = eval_config(cfg, num_envs)
+    env = create_manager_env(cfg, device=device, num_envs=int(num_envs), evaluation=True)
+    try:
+        actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
+        load_matching_state(actor, state["actor"], f"{checkpoint_path}: actor")
+        actor.to(env.device).eval()
+        clips, masks = _play_all(env, actor, use_encoder, record_masks)
+    finally:
+        env.close()
+    result = {
+        "iteration": int(state.get("iteration", 0)),
+        "step_dt": float(env.step_dt),
+        "use_encoder": use_encoder,
+        "aggregate": aggregate(clips),
+        "clips": clips,
+    }
+    if record_masks:
+        result["encoder_masks"] = masks
+    return result
+
+
+def _play_all(env, actor, use_encoder, record_masks):
+    cmd = env.command()
+    motion = cmd.motion
+    num_clips = int(motion.num_clips)
+    keys = [motion.keys[i] for i in motion.resident_ids.tolist()]
+    if use_encoder == "smpl":
+        missing = [keys[i] for i in range(num_clips) if not bool(motion.clip_has_smpl[i])]
+        if missing:
+            raise ValueError(f"use_encoder=smpl: clip {missing[0]!r} has no SMPL data ({len(missing)} such clips)")
+    clips, masks = [], []
+    for first in range(0, num_clips, env.num_envs):
+        slots = torch.arange(first, min(first + env.num_envs, num_clips), device=env.device)
+        rows, mask = _play_round(env, actor, slots, use_encoder)
+        masks.append(mask)
+        for slot, row in zip(slots.tolist(), rows):
+            clips.append({"clip": keys[slot], **row})
+    return clips, masks
+
+
+@torch.no_grad()
+def _play_round(env, actor, slots: torch.Tensor, use_encoder: str | None):
+    cmd = env.command()
+    n = len(slots)
+    env_ids = torch.arange(n, device=env.device)
+    # Spare envs replay the round's first clip; their results are dropped.
+    all_ids = torch.arange(env.num_envs, device=env.device)
+    all_slots = torch.cat([slots, slots[:1].expand(env.num_envs - n)])
+    cmd.start_clips(all_ids, all_slots, torch.zeros_like(all_slots))
+    env.episode_length_buf[:] = 0
+    if use_encoder is not None:
+        force_encoder(cmd, all_ids, use_encoder)
+    mask = cmd.encoder_mask[:n].clone().cpu()
+    # start_clips moved the robots: recompute observations for the new state.
+    obs = env.env.observation_manager.compute(update_history=False)
+    frames = cmd.clip_num_frames[:n].clone()
+    alive = torch.ones(n, dtype=torch.bool, device=env.device)
+    failed = torch.zeros(n, dtype=torch.bool, device=env.device)
+    reached = torch.zeros(n, dtype=torch.long, device=env.device)
+    ref_traj = [cmd.ref_body_pos_w[:n].clone()]
+    rob_traj = [cmd.robot_body_pos_w[:n].clone()]
+    valid = [alive.clone()]
+    for _ in range(int(frames.max()) - 1):
+        actions = actor.act_inference(obs)
+        obs, _, done, extras = env.step(actions)
+        terminated = extras["terminated"][:n]
+        failed |= alive & terminated
+        # A time-out at the clip end still reached the frame, but the env was reset inside step:
+        # its post-step positions belong to a new episode, so only non-done envs are recorded.
+        reached += (alive & ~terminated).long()
+        kept = alive & ~done[:n]
+        ref_traj.append(cmd.ref_body_pos_w[:n].clone())
+        rob_traj.append(cmd.robot_body_pos_w[:n].clone())
+        valid.append(kept)
+        alive = kept & ~cmd.clip_ended[:n]
+        if use_encoder is not None:
+            force_encoder(cmd, all_ids, use_encoder)  # auto-resets resample the mask
+        if not alive.any():
+            break
+    ref = torch.stack(ref_traj).cpu()  # (T, n, B, 3)
+    rob = torch.stack(rob_traj).cpu()
+    valid = torch.stack(valid).cpu()
+    rows = []
+    for i in range(n):
+        length = min(int(reached[i]) + 1, int(frames[i]))  # frame 0 plus each step survived
+        total = int(frames[i])
+        success = not bool(failed[i]) and length >= total
+        row = {"frames": total, "frames_reached": length, "success": success,
+               "progress": length / max(1, total)}
+        keep = valid[:, i]
+        row.update(clip_metrics(ref[keep, i], rob[keep, i], cmd.body_names, env.step_dt, cmd.anchor_index))
+        rows.append(row)
+    return rows, mask

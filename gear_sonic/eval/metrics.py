@@ -1,0 +1,131 @@
+"""Tracking metrics over body-position trajectories, in millimetres (REFERENCE section 10).
+
+Every function takes reference and robot positions shaped (T, B, 3) (frames, bodies, xyz) in
+metres and returns a float in mm. Groups select bodies by name, so any tracked-body list works.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+
+MM = 1000.0
+METRICS = ("mpjpe_g", "mpjpe_l", "mpjpe_pa", "vel_dist", "accel_dist")
+GROUP_PATTERNS = {
+    "legs": r".*_(hip|knee|ankle)_.*link",
+    "vr_3points": r"(torso_link|.*_wrist_yaw_link)",
+    "foot": r".*_ankle_roll_link",
+}
+
+
+def _t(x) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float64)
+
+
+def body_groups(body_names, anchor_name: str = "pelvis") -> dict[str, list[int]]:
+    """Indices per group; other_upper_bodies = neither legs nor VR points nor the anchor."""
+    names = list(body_names)
+    groups = {g: [i for i, n in enumerate(names) if re.fullmatch(p, n)] for g, p in GROUP_PATTERNS.items()}
+    taken = set(groups["legs"]) | set(groups["vr_3points"])
+    groups["other_upper_bodies"] = [i for i, n in enumerate(names) if i not in taken and n != anchor_name]
+    return groups
+
+
+def mpjpe_g(ref, robot) -> float:
+    return float(torch.norm(_t(ref) - _t(robot), dim=-1).mean() * MM)
+
+
+def mpjpe_l(ref, robot, anchor_index: int = 0) -> float:
+    ref, robot = _t(ref), _t(robot)
+    ref = ref - ref[:, anchor_index : anchor_index + 1]
+    robot = robot - robot[:, anchor_index : anchor_index + 1]
+    return float(torch.norm(ref - robot, dim=-1).mean() * MM)
+
+
+def procrustes_align(ref: torch.Tensor, robot: torch.Tensor) -> torch.Tensor:
+    """Robot bodies moved onto ref per frame by the best similarity transform (Umeyama)."""
+    mu_ref, mu_rob = ref.mean(1, keepdim=True), robot.mean(1, keepdim=True)
+    x, y = robot - mu_rob, ref - mu_ref
+    cov = x.transpose(1, 2) @ y  # (T, 3, 3)
+    u, s, vt = torch.linalg.svd(cov)
+    # Reflection guard: force det(R) = +1.
+    d = torch.sign(torch.det(u @ vt))
+    fix = torch.ones_like(s)
+    fix[:, -1] = d
+    rot = u @ torch.diag_embed(fix) @ vt  # x @ rot ~ y
+    var = (x**2).sum(dim=(1, 2)).clamp_min(1e-12)
+    scale = (s * fix).sum(-1) / var
+    return scale[:, None, None] * (x @ rot) + mu_ref
+
+
+def mpjpe_pa(ref, robot) -> float:
+    ref, robot = _t(ref), _t(robot)
+    if ref.shape[1] < 2:
+        return 0.0
+    return float(torch.norm(ref - procrustes_align(ref, robot), dim=-1).mean() * MM)
+
+
+def vel_dist(ref, robot, dt: float) -> float:
+    ref, robot = _t(ref), _t(robot)
+    if ref.shape[0] < 2:
+        return 0.0
+    diff = (ref[1:] - ref[:-1]) - (robot[1:] - robot[:-1])
+    return float(torch.norm(diff / dt, dim=-1).mean() * MM)
+
+
+def accel_dist(ref, robot, dt: float) -> float:
+    ref, robot = _t(ref), _t(robot)
+    if ref.shape[0] < 3:
+        return 0.0
+    acc = lambda p: p[2:] - 2 * p[1:-1] + p[:-2]  # noqa: E731
+    return float(torch.norm((acc(ref) - acc(robot)) / dt**2, dim=-1).mean() * MM)
+
+
+def clip_metrics(ref, robot, body_names, dt: float, anchor_index: int = 0) -> dict[str, float]:
+    """All metrics for one clip, whole body and per group (`<metric>_<group>`)."""
+    ref, robot = _t(ref), _t(robot)
+    names = list(body_names)
+    groups = {"": list(range(len(names))), **body_groups(names, names[anchor_index])}
+    result = {}
+    for group, idx in groups.items():
+        if not idx:
+            continue
+        r, b = ref[:, idx], robot[:, idx]
+        suffix = f"_{group}" if group else ""
+        result[f"mpjpe_g{suffix}"] = mpjpe_g(r, b)
+        result[f"mpjpe_l{suffix}"] = _local_group(ref, robot, idx, anchor_index)
+        result[f"mpjpe_pa{suffix}"] = mpjpe_pa(r, b)
+        result[f"vel_dist{suffix}"] = vel_dist(r, b, dt)
+        result[f"accel_dist{suffix}"] = accel_dist(r, b, dt)
+    return result
+
+
+def _local_group(ref, robot, idx, anchor_index) -> float:
+    # Root-relative group error: subtract the whole-body anchor, then keep the group's bodies.
+    ref = ref - ref[:, anchor_index : anchor_index + 1]
+    robot = robot - robot[:, anchor_index : anchor_index + 1]
+    return float(torch.norm(ref[:, idx] - robot[:, idx], dim=-1).mean() * MM)
+
+
+def aggregate(per_clip: list[dict]) -> dict[str, float]:
+    """per_clip rows hold `success` (bool), `progress` (0..1) and metric values.
+
+    -> success_rate, progress_rate, `<metric>_succ` (mean over successful clips, NaN when none)
+    and `<metric>_all` (mean over all clips).
+    """
+    if not per_clip:
+        return {"num_clips": 0, "success_rate": 0.0, "progress_rate": 0.0}
+    out = {
+        "num_clips": len(per_clip),
+        "success_rate": float(np.mean([bool(r["success"]) for r in per_clip])),
+        "progress_rate": float(np.mean([float(r["progress"]) for r in per_clip])),
+    }
+    keys = sorted({k for r in per_clip for k in r if k.split("_")[0] in ("mpjpe", "vel", "accel")})
+    for key in keys:
+        every = [r[key] for r in per_clip if key in r]
+        succ = [r[key] for r in per_clip if key in r and r["success"]]
+        out[f"{key}_all"] = float(np.mean(every)) if every else float("nan")
+        out[f"{key}_succ"] = float(np.mean(succ)) if succ else float("nan")
+    return out

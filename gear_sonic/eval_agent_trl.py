@@ -1,0 +1,163 @@
+"""Evaluate a checkpoint: `python gear_sonic/eval_agent_trl.py +checkpoint=PATH [overrides]`.
+
+Reads config.yaml beside the checkpoint (or one folder up), plays every clip of the motion set
+once from frame 0 with deterministic actions and writes metrics_eval.json (aggregate + per clip)
+to `output_dir` (default `<experiment dir>/eval/step_<iteration>`).
+
+    ++num_envs=N            envs per round (clips beyond N run in further rounds)
+    ++motion_file=PATH      evaluate on another dataset
+    ++use_encoder=teleop    force one encoder path (g1 | teleop | smpl)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # running the file directly from a checkout
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+class NotAvailableError(RuntimeError):
+    """A feature whose module another change has not landed yet."""
+
+
+def find_train_config(checkpoint: Path) -> Path:
+    candidates = [checkpoint.parent / "config.yaml", checkpoint.parent.parent / "config.yaml"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"no config.yaml for {checkpoint}: looked for {candidates[0]} and {candidates[1]}"
+    )
+
+
+def load_train_config(cfg: DictConfig, checkpoint: Path) -> DictConfig:
+    train_cfg = OmegaConf.load(find_train_config(checkpoint))
+    OmegaConf.set_struct(train_cfg, False)
+    if cfg.get("motion_file"):
+        train_cfg.manager_env.commands.motion.motion_file = str(cfg.motion_file)
+    train_cfg.device = str(cfg.device)
+    return train_cfg
+
+
+def default_output_dir(checkpoint: Path, iteration: int) -> Path:
+    exp_dir = find_train_config(checkpoint).parent
+    return exp_dir / "eval" / f"step_{iteration:06d}"
+
+
+def _lazy(module: str, name: str):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as err:
+        if err.name and module.startswith(err.name):
+            raise NotAvailableError(f"{module}.{name} is not available yet") from None
+        raise
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN (no successful clip) is not valid JSON
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    agg = result["aggregate"]
+    table = Table(title=f"evaluation: {agg['num_clips']} clips, iteration {result['iteration']}")
+    columns = ("clip", "success", "progress", "mpjpe_g", "mpjpe_l", "mpjpe_pa", "vel_dist", "accel_dist")
+    for column in columns:
+        table.add_column(column)
+    fmt = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"  # noqa: E731
+    for row in result["clips"]:
+        table.add_row(row["clip"], "yes" if row["success"] else "no", f"{100 * row['progress']:.0f} %",
+                      *(fmt(row.get(c)) for c in columns[3:]))
+    table.add_row("[b]all[/b]", f"{100 * agg['success_rate']:.0f} %", f"{100 * agg['progress_rate']:.0f} %",
+                  *(fmt(agg.get(f"{c}_all")) for c in columns[3:]))
+    table.add_row("[b]successful[/b]", "", "", *(fmt(agg.get(f"{c}_succ")) for c in columns[3:]))
+    Console().print(table)
+
+
+def run_eval(cfg: DictConfig) -> Path:
+    from gear_sonic.eval.evaluate import evaluate_checkpoint, load_actor_state
+    from gear_sonic.utils.atomic_io import atomic_write_text
+
+    if not cfg.get("checkpoint"):
+        raise FileNotFoundError("+checkpoint=PATH is required (a .pt written by train_agent_trl.py)")
+    checkpoint = Path(str(cfg.checkpoint))
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"+checkpoint={checkpoint}: no such file")
+    train_cfg = load_train_config(cfg, checkpoint)
+    if cfg.get("export_onnx_only") or cfg.get("metrics_file"):
+        return run_extra(cfg, train_cfg, checkpoint)
+    iteration = int(load_actor_state(checkpoint).get("iteration", 0))
+    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else default_output_dir(checkpoint, iteration)
+    # The env builders print manager tables; the table below is this command's only output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = evaluate_checkpoint(
+            train_cfg, checkpoint, num_envs=int(cfg.num_envs), use_encoder=cfg.get("use_encoder"),
+            device=str(cfg.device),
+        )
+    result["checkpoint"] = str(checkpoint)
+    result["motion_file"] = str(train_cfg.manager_env.commands.motion.motion_file)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "metrics_eval.json"
+    atomic_write_text(json.dumps(_json_safe(result), indent=2), path)
+    print_table(result)
+    print(f"wrote {path}")
+    return path
+
+
+def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path) -> Path:
+    """ONNX export and worst-clip rendering live in modules another change adds."""
+    if cfg.get("export_onnx_only"):
+        export_onnx = _lazy("gear_sonic.eval.onnx_export", "export_onnx")
+        from gear_sonic.envs import create_manager_env
+        from gear_sonic.eval.evaluate import eval_config, load_actor_state
+        from gear_sonic.trl.builders import build_policy_and_value, load_matching_state
+
+        state = load_actor_state(checkpoint)
+        env_cfg = eval_config(train_cfg, 1)
+        env = create_manager_env(env_cfg, device=str(cfg.device), num_envs=1, evaluation=True)
+        actor, _ = build_policy_and_value(env_cfg, env.observation_shapes, env.num_actions)
+        load_matching_state(actor, state["actor"], f"{checkpoint}: actor")
+        out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else checkpoint.parent
+        try:
+            return export_onnx(actor, env, out_dir)
+        finally:
+            env.close()
+    render_clips = _lazy("gear_sonic.eval.render", "render_clips")
+    return render_clips(cfg=cfg, train_cfg=train_cfg, checkpoint=checkpoint, metrics_file=Path(cfg.metrics_file))
+
+
+@hydra.main(config_path="../config", config_name="base_eval", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        torch.set_grad_enabled(False)
+        run_eval(cfg)
+    except (FileNotFoundError, ValueError, KeyError, NotAvailableError) as err:
+        # Bad input: one clear line, no traceback wall.
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Checkpoint evaluation: metric functions on hand-made trajectories, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from gear_sonic.eval.metrics import (
+    accel_dist, aggregate, body_groups, clip_metrics, mpjpe_g, mpjpe_l, mpjpe_pa, vel_dist,
+)
+from tests.conftest import CPU_PRESET, REPO_ROOT, SAMPLE_MOTIONS, compose_config
+from tests.test_train_entry import TINY
+
+BODIES = (
+    "pelvis",
+    "left_hip_roll_link", "left_knee_link", "left_ankle_roll_link",
+    "right_hip_roll_link", "right_knee_link", "right_ankle_roll_link",
+    "torso_link",
+    "left_shoulder_roll_link", "left_elbow_link", "left_wrist_yaw_link",
+    "right_shoulder_roll_link", "right_elbow_link", "right_wrist_yaw_link",
+)
+DT = 0.02
+
+
+def trajectory(frames=6, bodies=len(BODIES)):
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(frames, bodies, 3, generator=gen, dtype=torch.float64)
+
+
+def test_constant_offset_is_global_error_only():
+    ref = trajectory()
+    robot = ref + torch.tensor([0.1, 0.0, 0.0], dtype=torch.float64)  # 10 cm on every body, anchor included
+    assert mpjpe_g(ref, robot) == pytest.approx(100.0)
+    assert mpjpe_l(ref, robot, anchor_index=0) == pytest.approx(0.0, abs=1e-9)
+    assert mpjpe_pa(ref, robot) == pytest.approx(0.0, abs=1e-6)
+    assert vel_dist(ref, robot, DT) == pytest.approx(0.0, abs=1e-9)
+    assert accel_dist(ref, robot, DT) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_procrustes_removes_rotation_translation_and_scale():
+    ref = trajectory()
+    a = 0.7
+    rot = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]],
+                       dtype=torch.float64)
+    robot = 1.4 * ref @ rot.T + torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64)
+    assert mpjpe_g(ref, robot) > 100.0
+    assert mpjpe_pa(ref, robot) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_velocity_and_acceleration_offsets():
+    frames = 10
+    t = torch.arange(frames, dtype=torch.float64)[:, None, None] * DT
+    ref = trajectory(frames)
+    robot = ref + t * torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64)  # drifts at 0.5 m/s
+    assert vel_dist(ref, robot, DT) == pytest.approx(500.0)
+    assert accel_dist(ref, robot, DT) == pytest.approx(0.0, abs=1e-6)
+    robot = ref + 0.5 * t**2 * torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)  # 2 m/s^2 upwards
+    assert accel_dist(ref, robot, DT) == pytest.approx(2000.0, rel=1e-6)
+
+
+def test_groups_select_bodies_by_name():
+    groups = {k: [BODIES[i] for i in v] for k, v in body_groups(BODIES).items()}
+    assert groups["legs"] == [n for n in BODIES if any(p in n for p in ("hip", "knee", "ankle"))]
+    assert groups["foot"] == ["left_ankle_roll_link", "right_ankle_roll_link"]
+    assert groups["vr_3points"] == ["torso_link", "left_wrist_yaw_link", "right_wrist_yaw_link"]
+    assert groups["other_upper_bodies"] == [
+        "left_shoulder_roll_link", "left_elbow_link", "right_shoulder_roll_link", "right_elbow_link",
+    ]
+    # An offset on the feet only shows up in the foot and leg groups.
+    ref = trajectory()
+    robot = ref.clone()
+    robot[:, [3, 6]] += torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64)
+    row = clip_metrics(ref, robot, BODIES, DT)
+    assert row["mpjpe_g_foot"] == pytest.approx(100.0)
+    assert row["mpjpe_g_legs"] == pytest.approx(100.0 / 3)
+    assert row["mpjpe_g_vr_3points"] == pytest.approx(0.0)
+    assert row["mpjpe_g"] == pytest.approx(200.0 / len(BODIES))
+
+
+def test_aggregate_splits_successful_and_all():
+    rows = [
+        {"clip": "a", "success": True, "progress": 1.0, "mpjpe_g": 10.0},
+        {"clip": "b", "success": False, "progress": 0.5, "mpjpe_g": 30.0},
+    ]
+    agg = aggregate(rows)
+    assert agg["success_rate"] == 0.5 and agg["progress_rate"] == 0.75
+    assert agg["mpjpe_g_succ"] == 10.0 and agg["mpjpe_g_all"] == 20.0
+
+
+# ---------------------------------------------------------------- end to end on a tiny checkpoint
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from gear_sonic.train_agent_trl import run_training
+
+    tmp = tmp_path_factory.mktemp("eval")
+    cfg = compose_config(CPU_PRESET, *TINY, f"experiment_dir={tmp / 'exp'}", "algo.config.num_learning_iterations=1")
+    exp_dir = run_training(cfg)
+    motions = tmp / "motions"
+    motions.mkdir()
+    for name in ("reach_forward.npz", "side_step_left.npz", "run_jog.npz"):
+        shutil.copy(SAMPLE_MOTIONS / name, motions / name)
+    return exp_dir / "last.pt", motions
+
+
+def run_eval_cli(*args, timeout=300):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "gear_sonic" / "eval_agent_trl.py"), *args],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=env,
+    )
+
+
+def test_cli_writes_metrics_for_every_clip(checkpoint):
+    ckpt, motions = checkpoint
+    # 2 envs for 3 clips: two rounds.
+    result = run_eval_cli(f"+checkpoint={ckpt}", "++num_envs=2", f"++motion_file={motions}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = ckpt.parent / "eval" / "step_000001" / "metrics_eval.json"
+    data = json.loads(path.read_text())
+    for key in ("success_rate", "progress_rate", "mpjpe_g_all", "mpjpe_l_all", "mpjpe_pa_all", "vel_dist_all",
+                "accel_dist_all", "mpjpe_g_legs_all", "mpjpe_g_foot_all"):
+        assert key in data["aggregate"], key
+    assert sorted(r["clip"] for r in data["clips"]) == ["reach_forward", "run_jog", "side_step_left"]
+    for row in data["clips"]:
+        assert 0 < row["progress"] <= 1 and row["frames_reached"] <= row["frames"]
+    assert "[INFO]" not in result.stdout  # the table only
+    assert not list(REPO_ROOT.glob("outputs")) and not (ckpt.parent / ".hydra").exists()
+
+
+def test_use_encoder_forces_the_teleop_path(checkpoint):
+    from gear_sonic.eval.evaluate import evaluate_checkpoint
+
+    ckpt, motions = checkpoint
+    cfg = OmegaConf.load(ckpt.parent / "config.yaml")
+    cfg.manager_env.commands.motion.motion_file = str(motions)
+    out = evaluate_checkpoint(cfg, ckpt, num_envs=4, use_encoder="teleop", record_masks=True)
+    names = ("g1", "teleop", "smpl")
+    teleop = torch.tensor([float(n == "teleop") for n in names])
+    for mask in out["encoder_masks"]:
+        assert torch.equal(mask, teleop.expand_as(mask))
+    assert len(out["clips"]) == 3
+
+
+def test_bad_inputs_fail_with_clear_messages(checkpoint, tmp_path):
+    ckpt, _ = checkpoint
+    result = run_eval_cli("+checkpoint=/no/such/model.pt")
+    assert result.returncode == 2 and "error: +checkpoint=/no/such/model.pt: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+    lone = tmp_path / "a" / "b" / "last.pt"
+    lone.parent.mkdir(parents=True)
+    shutil.copy(ckpt, lone)
+    result = run_eval_cli(f"+checkpoint={lone}")
+    assert result.returncode == 2 and "no config.yaml" in result.stderr, result.stderr[-2000:]
+    assert str(lone.parent / "config.yaml") in result.stderr and str(tmp_path / "a" / "config.yaml") in result.stderr
+    assert "Traceback" not in result.stderr
