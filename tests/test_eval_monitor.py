@@ -210,7 +210,6 @@ def test_failed_then_restart_continues_attempt_count(tmp_path, fake, monkeypatch
     monkeypatch.setenv("FAKE_EVAL_FAIL", "1")
     cfg = _cfg(exp, fake, max_retries=2)
     evaluator = CheckpointEvaluator(cfg)
-    evaluator.evaluate_once  # noqa: B018
     (exp / "eval" / "step_000100").mkdir(parents=True)
     (exp / "eval" / "step_000100" / "failed.json").write_text(json.dumps({"attempts": 1, "error": "x"}))
     evaluator.run()
@@ -281,6 +280,18 @@ def test_report_contents(report_run):
     assert (path.parent / "step_000300" / "videos" / "clip_00.mp4").is_file()
     assert text.count("<tr") >= 3 + 9
     assert not list(path.parent.glob(".report.html.*"))  # no temp file left behind
+
+
+def test_report_matches_videos_exactly(tmp_path):
+    step_dir = tmp_path / "run" / "eval" / "step_000010"
+    (step_dir / "videos").mkdir(parents=True)
+    clips = [{"key": "walk_1", "success": 0.0}, {"key": "walk_10", "success": 0.0}]
+    (step_dir / "metrics_eval.json").write_text(json.dumps({"aggregate": {"success_rate": 0.0}, "clips": clips}))
+    (step_dir / "done.json").write_text("{}")
+    for name in ("walk_10", "walk_1"):
+        (step_dir / "videos" / f"{name}.mp4").write_bytes(b"x")
+    text = write_report(tmp_path / "run").read_text()
+    assert text.index("<b>walk_1</b>") < text.index('src="step_000010/videos/walk_1.mp4"') < text.index("<b>walk_10</b>")
 
 
 def test_report_renders_in_browser(report_run, tmp_path):

@@ -141,13 +141,17 @@ def _videos_for(clips: list[dict], video_dir: Path, eval_root: Path) -> tuple[di
     """Map clip key -> relative video path (matched by name), plus the videos no clip claimed."""
     videos = sorted(video_dir.glob("*.mp4")) if video_dir.is_dir() else []
     by_key, claimed = {}, set()
-    for clip in clips:
-        slug = _slug(str(clip.get("key", "")))
-        for video in videos:
-            if slug and video not in claimed and slug in _slug(video.stem):
-                by_key[str(clip.get("key"))] = video.relative_to(eval_root).as_posix()
-                claimed.add(video)
-                break
+    for exact in (True, False):  # exact stem matches first, so clip_1 does not take clip_10's video
+        for clip in clips:
+            key, slug = str(clip.get("key", "")), _slug(str(clip.get("key", "")))
+            for video in videos:
+                if not slug or key in by_key or video in claimed:
+                    continue
+                stem = _slug(video.stem)
+                if stem == slug if exact else slug in stem:
+                    by_key[key] = video.relative_to(eval_root).as_posix()
+                    claimed.add(video)
+                    break
     rest = [v.relative_to(eval_root).as_posix() for v in videos if v not in claimed]
     return by_key, rest
 
