@@ -120,13 +120,13 @@ class CheckpointEvaluator:
         return [str(part).format(**values) for part in template]
 
     def run_command(self, cmd: list[str], log_path: Path) -> None:
-        """Run `cmd` in its own session; on timeout (or if we are stopped) kill its process group."""
+        """Run `cmd` in its own session; past the timeout (or if we are stopped) kill its group."""
         timeout = float(self.cfg.timeout_s)
         with open(log_path, "ab") as log:
             log.write(f"$ {' '.join(cmd)}\n".encode())
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                    cwd=str(REPO_ROOT))
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, cwd=str(REPO_ROOT))
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -169,8 +169,9 @@ class CheckpointEvaluator:
         metrics_file.unlink(missing_ok=True)
         shutil.rmtree(out / "videos", ignore_errors=True)
         log_path = out / "eval.log"
-        values = {"checkpoint": str(ckpt), "num_envs": int(self.cfg.num_eval_envs), "output_dir": str(out),
-                  "metrics_file": str(metrics_file), "num_videos": int(self.cfg.num_render_videos)}
+        values = {"checkpoint": str(ckpt), "num_envs": int(self.cfg.num_eval_envs),
+                  "output_dir": str(out), "metrics_file": str(metrics_file),
+                  "num_videos": int(self.cfg.num_render_videos)}
         self.run_command(self._format(self.cfg.metrics_command, **values), log_path)
         try:
             metrics = json.loads(metrics_file.read_text())
@@ -192,16 +193,17 @@ class CheckpointEvaluator:
                 aggregate = self.evaluate_once(step, ckpt)
             except EvalFailure as err:
                 print(f"[eval_exp] step {step}: attempt {attempt} failed: {err}", flush=True)
-                atomic_write_text(json.dumps({"step": step, "attempts": attempt, "error": str(err),
-                                              "checkpoint": str(ckpt), "time": time.time()}, indent=2),
-                                  out / "failed.json")
+                failed = {"step": step, "attempts": attempt, "error": str(err),
+                          "checkpoint": str(ckpt), "time": time.time()}
+                atomic_write_text(json.dumps(failed, indent=2), out / "failed.json")
                 continue
             done = {"step": step, "checkpoint": str(ckpt), "attempts": attempt,
                     "seconds": round(time.time() - started, 3), "aggregate": aggregate}
             atomic_write_text(json.dumps(done, indent=2), out / "done.json")
             (out / "failed.json").unlink(missing_ok=True)
-            print(f"[eval_exp] step {step}: done " + " ".join(
-                f"{k}={v:.4g}" for k, v in aggregate.items() if isinstance(v, (int, float))), flush=True)
+            summary = " ".join(f"{k}={v:.4g}" for k, v in aggregate.items()
+                               if isinstance(v, (int, float)))
+            print(f"[eval_exp] step {step}: done {summary}", flush=True)
             return True
         return self.is_done(step)
 
@@ -227,7 +229,8 @@ class CheckpointEvaluator:
             return
         run = self._wandb()
         for step in sorted(todo):
-            aggregate = json.loads((self.step_dir(step) / "done.json").read_text()).get("aggregate", {})
+            done = json.loads((self.step_dir(step) / "done.json").read_text())
+            aggregate = done.get("aggregate", {})
             row = {f"eval/{k}": v for k, v in aggregate.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
             row["eval_step"] = step
@@ -262,7 +265,8 @@ class CheckpointEvaluator:
         announced = False
         while not self.exp_dir.is_dir():
             if not announced:
-                print(f"[eval_exp] waiting for experiment directory {self.exp_dir} to appear", flush=True)
+                print(f"[eval_exp] waiting for experiment directory {self.exp_dir} to appear",
+                      flush=True)
                 announced = True
             time.sleep(min(float(self.cfg.scan_interval), 5.0))
 

@@ -1,4 +1,4 @@
-"""Checkpoint monitor (gear_sonic/eval_exp.py) and HTML report, driven by a fake evaluator script."""
+"""Checkpoint monitor (gear_sonic/eval_exp.py) and HTML report, driven by a fake evaluator."""
 
 from __future__ import annotations
 
@@ -42,16 +42,20 @@ out = Path(args["output_dir"])
 out.mkdir(parents=True, exist_ok=True)
 if mode == "metrics":
     frac = step / 1000.0
-    clips = [{"key": f"clip_{i:02d}", "success": float(i % 3 != 0), "progress": 1.0 if i % 3 else 0.4 + 0.05 * i,
-              "mpjpe_l": 30.0 + 3 * i - 10 * frac, "mpjpe_g": 60.0 + 4 * i - 20 * frac} for i in range(9)]
+    clips = [{"key": f"clip_{i:02d}", "success": float(i % 3 != 0),
+              "progress": 1.0 if i % 3 else 0.4 + 0.05 * i,
+              "mpjpe_l": 30.0 + 3 * i - 10 * frac, "mpjpe_g": 60.0 + 4 * i - 20 * frac}
+             for i in range(9)]
     agg = {"success_rate": sum(c["success"] for c in clips) / len(clips) + 0.1 * frac,
-           "progress_rate": 0.8 + 0.1 * frac, "mpjpe_g_all": 80.0 - 20 * frac, "mpjpe_l_all": 40.0 - 10 * frac}
+           "progress_rate": 0.8 + 0.1 * frac, "mpjpe_g_all": 80.0 - 20 * frac,
+           "mpjpe_l_all": 40.0 - 10 * frac}
     tmp = out / "metrics_eval.json.tmp"
     tmp.write_text(json.dumps({"aggregate": agg, "clips": clips}))
     os.replace(tmp, out / "metrics_eval.json")
 else:
     metrics = json.loads(Path(args["metrics_file"]).read_text())
-    worst = sorted(metrics["clips"], key=lambda c: (c["success"], c["progress"]))[: int(args["num_render_videos"])]
+    worst = sorted(metrics["clips"], key=lambda c: (c["success"], c["progress"]))
+    worst = worst[: int(args["num_render_videos"])]
     (out / "videos").mkdir(exist_ok=True)
     for clip in worst:
         (out / "videos" / f"{clip['key']}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
@@ -61,8 +65,9 @@ with open(log, "a") as f:
 
 
 def _overrides(exp_dir: Path, fake: Path, **extra) -> list[str]:
-    values = {"experiment_dir": str(exp_dir), "ready_delay_s": 5, "scan_interval": 0.2, "timeout_s": 30,
-              "max_retries": 2, "num_render_videos": 2, "single_pass": True, **extra}
+    values = {"experiment_dir": str(exp_dir), "ready_delay_s": 5, "scan_interval": 0.2,
+              "timeout_s": 30, "max_retries": 2, "num_render_videos": 2, "single_pass": True,
+              **extra}
     metrics = ["{python}", str(fake), "+checkpoint={checkpoint}", "++num_envs={num_envs}",
                "++output_dir={output_dir}"]
     render = ["{python}", str(fake), "+checkpoint={checkpoint}", "++metrics_file={metrics_file}",
@@ -79,7 +84,8 @@ def _cfg(exp_dir: Path, fake: Path, **extra):
 
 def _make_run(exp_dir: Path, steps, max_train_steps: int, fresh=()) -> None:
     exp_dir.mkdir(parents=True, exist_ok=True)
-    (exp_dir / "meta.yaml").write_text(f"wandb_run_id: abc12345\nmax_train_steps: {max_train_steps}\n")
+    meta = f"wandb_run_id: abc12345\nmax_train_steps: {max_train_steps}\n"
+    (exp_dir / "meta.yaml").write_text(meta)
     (exp_dir / "config.yaml").write_text("num_envs: 4\n")
     old = time.time() - 3600
     for step in steps:
@@ -132,8 +138,12 @@ def test_single_pass_each_checkpoint_once_in_order(tmp_path, fake):
 def test_eval_frequency_and_last_n(tmp_path, fake):
     exp = tmp_path / "run"
     _make_run(exp, [100, 200, 300, 400, 500], max_train_steps=1000)
-    assert [s for s, _ in CheckpointEvaluator(_cfg(exp, fake, eval_frequency=2)).pending()] == [100, 300, 500]
-    assert [s for s, _ in CheckpointEvaluator(_cfg(exp, fake, eval_last_n=2)).pending()] == [400, 500]
+    def pending(**extra):
+        return [s for s, _ in CheckpointEvaluator(_cfg(exp, fake, **extra)).pending()]
+
+    assert pending(eval_frequency=2) == [100, 300, 500]
+    assert pending(eval_last_n=2) == [400, 500]
+    assert pending(ready_delay_s=7200) == []
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -144,8 +154,10 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 
 
 def _monitor(exp: Path, fake: Path, out_path: Path, **extra) -> subprocess.Popen:
-    cmd = [sys.executable, str(REPO_ROOT / "gear_sonic" / "eval_exp.py"), *_overrides(exp, fake, **extra)]
-    return subprocess.Popen(cmd, stdout=open(out_path, "w"), stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))
+    cmd = [sys.executable, str(REPO_ROOT / "gear_sonic" / "eval_exp.py"),
+           *_overrides(exp, fake, **extra)]
+    with open(out_path, "w") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))
 
 
 def test_kill_and_restart_no_repeats_no_gaps(tmp_path, fake, monkeypatch):
@@ -156,7 +168,8 @@ def test_kill_and_restart_no_repeats_no_gaps(tmp_path, fake, monkeypatch):
     monkeypatch.setenv("FAKE_EVAL_SLEEP", "1.0")
     first = _monitor(exp, fake, tmp_path / "first.out", single_pass=False, num_render_videos=0)
     try:
-        _wait_for(lambda: (exp / "eval" / "step_000100" / "done.json").exists(), 60, "first checkpoint")
+        first_done = exp / "eval" / "step_000100" / "done.json"
+        _wait_for(first_done.exists, 60, "the first checkpoint")
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
@@ -199,7 +212,8 @@ def test_hung_evaluation_killed_and_retried(tmp_path, fake, monkeypatch):
     assert len(pids) == 4
     _wait_for(lambda: not any(_alive(p) for p in pids), 10, "the evaluator process groups to die")
     monkeypatch.delenv("FAKE_EVAL_HANG")
-    CheckpointEvaluator(_cfg(exp, fake, timeout_s=1.5, max_retries=1)).run()  # given up: not retried
+    # Given up (failed.json holds max_retries + 1 attempts): not tried again.
+    CheckpointEvaluator(_cfg(exp, fake, timeout_s=1.5, max_retries=1)).run()
     assert _events(log, "start") == [100, 100]
     assert "Failed checkpoints" in (exp / "eval" / "report.html").read_text()
 
@@ -211,9 +225,11 @@ def test_failed_then_restart_continues_attempt_count(tmp_path, fake, monkeypatch
     cfg = _cfg(exp, fake, max_retries=2)
     evaluator = CheckpointEvaluator(cfg)
     (exp / "eval" / "step_000100").mkdir(parents=True)
-    (exp / "eval" / "step_000100" / "failed.json").write_text(json.dumps({"attempts": 1, "error": "x"}))
+    earlier = json.dumps({"attempts": 1, "error": "x"})
+    (exp / "eval" / "step_000100" / "failed.json").write_text(earlier)
     evaluator.run()
-    assert _events(tmp_path / "invocations.log", "start") == [100, 100]  # 1 earlier + 2 now = 3 attempts
+    # 1 attempt from an earlier session + 2 now = 1 + max_retries.
+    assert _events(tmp_path / "invocations.log", "start") == [100, 100]
     assert json.loads((exp / "eval" / "step_000100" / "failed.json").read_text())["attempts"] == 3
 
 
@@ -235,7 +251,8 @@ def test_missing_experiment_dir_waits(tmp_path, fake):
 def test_wandb_logging_and_backfill(tmp_path, fake, monkeypatch):
     exp = tmp_path / "run"
     _make_run(exp, [100, 200], max_train_steps=1000)
-    CheckpointEvaluator(_cfg(exp, fake, num_render_videos=0)).run()  # wandb disabled: nothing logged
+    # wandb disabled: nothing logged, nothing recorded as logged.
+    CheckpointEvaluator(_cfg(exp, fake, num_render_videos=0)).run()
     assert not (exp / "eval" / "wandb_logged.json").exists()
     calls = {"init": [], "log": [], "define": []}
 
@@ -286,26 +303,30 @@ def test_report_matches_videos_exactly(tmp_path):
     step_dir = tmp_path / "run" / "eval" / "step_000010"
     (step_dir / "videos").mkdir(parents=True)
     clips = [{"key": "walk_1", "success": 0.0}, {"key": "walk_10", "success": 0.0}]
-    (step_dir / "metrics_eval.json").write_text(json.dumps({"aggregate": {"success_rate": 0.0}, "clips": clips}))
+    metrics = {"aggregate": {"success_rate": 0.0}, "clips": clips}
+    (step_dir / "metrics_eval.json").write_text(json.dumps(metrics))
     (step_dir / "done.json").write_text("{}")
     for name in ("walk_10", "walk_1"):
         (step_dir / "videos" / f"{name}.mp4").write_bytes(b"x")
     text = write_report(tmp_path / "run").read_text()
-    assert text.index("<b>walk_1</b>") < text.index('src="step_000010/videos/walk_1.mp4"') < text.index("<b>walk_10</b>")
+    video_1 = text.index('src="step_000010/videos/walk_1.mp4"')
+    assert text.index("<b>walk_1</b>") < video_1 < text.index("<b>walk_10</b>")
 
 
 def test_report_renders_in_browser(report_run, tmp_path):
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed; the browser check needs chromium (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} not installed: the browser check needs it "
+                    "(apt-get install chromium)")
     import numpy as np
     from PIL import Image
 
     report = write_report(report_run)
     png = tmp_path / "shot.png"
-    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chrome'}",
-                    f"--screenshot={png}", "--window-size=1000,800", f"file://{report}"],
-                   check=True, timeout=60, capture_output=True)
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+           "--disable-background-networking", "--disable-component-update", "--no-first-run",
+           f"--user-data-dir={tmp_path / 'chrome'}", f"--screenshot={png}",
+           "--window-size=1000,800", f"file://{report}"]
+    subprocess.run(cmd, check=True, timeout=60, capture_output=True)
     pixels = np.asarray(Image.open(png).convert("L"), dtype=np.float64)
     assert pixels.shape[:2] == (800, 1000)
     assert pixels.var() > 100.0, f"screenshot looks blank (variance {pixels.var():.1f})"

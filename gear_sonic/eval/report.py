@@ -1,10 +1,11 @@
 """Self-contained HTML report of an experiment's checkpoint evaluations.
 
-Reads the finish markers written by `gear_sonic/eval_exp.py` (`<exp_dir>/eval/step_XXXXXX/done.json`,
-`failed.json`) and each step's `metrics_eval.json`, then writes `<exp_dir>/eval/report.html`: metric
-curves over checkpoints (inline base64 PNG, matplotlib Agg), the worst clips of the latest evaluated
-checkpoint with their videos (relative paths, so the folder can be copied as a whole) and the per-clip
-table. The file is replaced atomically, so a browser never sees half a report.
+Reads the finish markers written by `gear_sonic/eval_exp.py`
+(`<exp_dir>/eval/step_XXXXXX/done.json`, `failed.json`) and each step's `metrics_eval.json`, then
+writes `<exp_dir>/eval/report.html`: metric curves over checkpoints (inline base64 PNG, matplotlib
+Agg), the worst clips of the latest evaluated checkpoint with their videos (relative paths, so the
+`eval/` folder can be copied as a whole) and the per-clip table. The file is replaced atomically,
+so a browser never sees half a report.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def _plot_png(done: list[dict]) -> str | None:
     """Base64 PNG of the metric curves, or None when nothing numeric is there to plot."""
     series = []
     for key, label in CURVES:
-        points = [(item["step"], _num(item["metrics"].get("aggregate", {}).get(key))) for item in done]
+        points = [(item["step"], _num(item["metrics"].get("aggregate", {}).get(key)))
+                  for item in done]
         points = [(s, v) for s, v in points if v is not None]
         if points:
             series.append((label, points))
@@ -103,7 +105,8 @@ def _plot_png(done: list[dict]) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.2), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.2), dpi=100,
+                             squeeze=False)
     for ax, (label, points) in zip(axes[0], series):
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="#2b6cb0", lw=1.8)
         ax.set_title(label, fontsize=11)
@@ -181,7 +184,8 @@ def _clip_table(clips: list[dict]) -> str:
     rows = []
     for clip in clips:
         cls = ' class="fail"' if _num(clip.get("success")) == 0.0 else ""
-        cells = "".join(f'<td class="{"key" if k == "key" else ""}">{_fmt(clip.get(k, ""))}</td>' for k in keys)
+        cells = "".join(f'<td class="{"key" if k == "key" else ""}">{_fmt(clip.get(k, ""))}</td>'
+                        for k in keys)
         rows.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -192,15 +196,16 @@ def render_html(exp_dir: str | Path) -> str:
     state = collect(exp_dir)
     done, failed = state["done"], state["failed"]
     parts = [f"<h1>Checkpoint evaluation: {html.escape(exp_dir.name)}</h1>",
-             f'<div class="sub">{html.escape(str(exp_dir.resolve()))} &middot; {len(done)} evaluated, '
-             f"{len(failed)} failed</div>"]
+             f'<div class="sub">{html.escape(str(exp_dir.resolve()))} &middot; '
+             f"{len(done)} evaluated, {len(failed)} failed</div>"]
     if not done:
         parts.append("<p>No checkpoint has been evaluated yet.</p>")
     else:
         png = _plot_png(done)
         parts.append("<h2>Metrics over checkpoints</h2>")
         if png:
-            parts.append(f'<img class="plot" alt="metric curves" src="data:image/png;base64,{png}">')
+            parts.append('<img class="plot" alt="metric curves" '
+                         f'src="data:image/png;base64,{png}">')
         parts.append(_summary_table(done))
         latest = done[-1]
         clips = [c for c in latest["metrics"].get("clips", []) if isinstance(c, dict)]
@@ -211,11 +216,13 @@ def render_html(exp_dir: str | Path) -> str:
             key = str(clip.get("key", ""))
             info = " &middot; ".join(f"{html.escape(k)}={_fmt(clip[k])}"
                                      for k in ("success", "progress", "mpjpe_l") if k in clip)
-            video = _video_tag(by_key[key]) if key in by_key else "<div class=\"sub\">no video</div>"
+            no_video = '<div class="sub">no video</div>'
+            video = _video_tag(by_key[key]) if key in by_key else no_video
             parts.append(f'<div class="clip"><div class="key"><b>{html.escape(key)}</b></div>'
                          f"<div>{info}</div>{video}</div>")
         for rel in other_videos:
-            parts.append(f'<div class="clip"><div>{html.escape(Path(rel).name)}</div>{_video_tag(rel)}</div>')
+            parts.append(f'<div class="clip"><div>{html.escape(Path(rel).name)}</div>'
+                         f"{_video_tag(rel)}</div>")
         parts.append("</div>")
         parts.append(f"<h2>All clips at step {latest['step']} ({len(clips)}, worst first)</h2>")
         parts.append(_clip_table(clips))
@@ -224,12 +231,14 @@ def render_html(exp_dir: str | Path) -> str:
                      "<th class=\"key\">error</th></tr>")
         for item in failed:
             info = item["info"]
-            parts.append(f"<tr class=\"fail\"><td>{item['step']}</td><td>{_fmt(info.get('attempts', ''))}</td>"
-                         f"<td class=\"key\">{_fmt(info.get('error', ''))}</td></tr>")
+            parts.append(f'<tr class="fail"><td>{item["step"]}</td>'
+                         f'<td>{_fmt(info.get("attempts", ""))}</td>'
+                         f'<td class="key">{_fmt(info.get("error", ""))}</td></tr>')
         parts.append("</table>")
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>eval {html.escape(exp_dir.name)}"
-            f"</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+    title = html.escape(exp_dir.name)
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>eval {title}</title>'
+            f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
 def write_report(exp_dir: str | Path) -> Path:
