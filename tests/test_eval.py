@@ -161,3 +161,37 @@ def test_bad_inputs_fail_with_clear_messages(checkpoint, tmp_path):
     assert result.returncode == 2 and "no config.yaml" in result.stderr, result.stderr[-2000:]
     assert str(lone.parent / "config.yaml") in result.stderr and str(tmp_path / "a" / "config.yaml") in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_smpl_encoder_needs_smpl_data(checkpoint, tmp_path):
+    import numpy as np
+
+    from gear_sonic.eval.evaluate import evaluate_checkpoint
+
+    ckpt, motions = checkpoint
+    with np.load(motions / "reach_forward.npz") as data:
+        arrays = {k: data[k] for k in data.files if "smpl" not in k}
+    np.savez(tmp_path / "no_smpl.npz", **arrays)
+    cfg = OmegaConf.load(ckpt.parent / "config.yaml")
+    cfg.manager_env.commands.motion.motion_file = str(tmp_path)
+    with pytest.raises(ValueError, match="no_smpl"):
+        evaluate_checkpoint(cfg, ckpt, num_envs=1, use_encoder="smpl")
+
+
+def test_checkpoint_from_another_architecture_names_the_parameter(checkpoint, tmp_path):
+    ckpt, _ = checkpoint
+    state = torch.load(ckpt, weights_only=False)
+    key = next(k for k, v in state["actor"].items() if v.dim() == 2)
+    state["actor"][key] = torch.zeros(3, 5)
+    torch.save(state, tmp_path / "bad.pt")
+    shutil.copy(ckpt.parent / "config.yaml", tmp_path / "config.yaml")
+    result = run_eval_cli(f"+checkpoint={tmp_path / 'bad.pt'}", f"++output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert key in result.stderr and "(3, 5)" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_optional_modules_say_not_available():
+    from gear_sonic.eval_agent_trl import NotAvailableError, _lazy
+
+    with pytest.raises(NotAvailableError, match="not available yet"):
+        _lazy("gear_sonic.eval.no_such_module", "render_clips")
