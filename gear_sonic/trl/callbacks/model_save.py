@@ -31,3 +31,8 @@ class ModelSaveCallback:
 
     def on_train_end(self, trainer) -> None:
         self.save(trainer, "last.pt")
+        # A finished run always leaves its final step, so the checkpoint monitor (which stops at
+        # max_train_steps) sees the end even when the run length is not a multiple of save_interval.
+        done = trainer.iteration
+        if done % self.save_interval != 0 and not getattr(trainer, "stop_requested", False):
+            self.save(trainer, f"model_step_{done:06d}.pt")
