@@ -1,0 +1,266 @@
+"""ONNX export of the universal token policy for deployment.
+
+`export_onnx` writes, next to each other:
+
+* `policy_<encoder>.onnx` per encoder: the encoder's tokenizer terms + the proprioception that
+  g1_dyn reads -> encoder -> FSQ -> g1_dyn -> action mean. Inputs are named after the obs terms.
+* `decoder_g1_dyn.onnx`: tokens (N, num_tokens, token_dim) + g1_dyn's other terms -> actions,
+  for planners / VLAs that produce tokens themselves.
+* `metadata.json`: joints, PD gains, default pose, action scale, observation layout, encoders,
+  FSQ levels and token count (see `metadata_from_env`).
+
+Every model has a dynamic batch dimension. FSQ is written out in plain torch ops (tanh, round)
+so it exports with opset 17; `FSQQuantize` mirrors vector_quantize_pytorch's default FSQ bound.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gear_sonic.trl.modules.base_module import as_shape
+from gear_sonic.trl.modules.universal_token_modules import UniversalTokenModule
+
+OPSET = 17
+TOKENS_INPUT = "tokens"
+ACTIONS_OUTPUT = "actions"
+
+
+class FSQQuantize(nn.Module):
+    """FSQ's default (non-symmetric, tanh-bounded) quantisation with plain, exportable ops.
+
+    z (..., D) -> round(tanh(z + shift) * half_l - offset) / (L // 2), per dim with L levels.
+    """
+
+    def __init__(self, levels: Sequence[int], eps: float = 1e-3):
+        super().__init__()
+        levels_t = torch.tensor([float(level) for level in levels])
+        half_l = (levels_t - 1) * (1 + eps) / 2
+        offset = torch.where(levels_t.long() % 2 == 0, 0.5, 0.0)
+        self.register_buffer("half_l", half_l)
+        self.register_buffer("offset", offset)
+        self.register_buffer("shift", torch.atanh(offset / half_l))
+        self.register_buffer("half_width", (levels_t.long() // 2).float())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        bounded = torch.tanh(z + self.shift) * self.half_l - self.offset
+        return torch.round(bounded) / self.half_width
+
+
+def _check_quantizer(module: UniversalTokenModule) -> None:
+    quantizer = module.quantizer
+    unsupported = [
+        flag
+        for flag in ("preserve_symmetry", "bound_hard_clamp", "orthogonal_rotation")
+        if getattr(quantizer, flag, False)
+    ]
+    if unsupported or not isinstance(quantizer.project_in, nn.Identity):
+        raise NotImplementedError(
+            "ONNX export supports FSQ's default bound only; "
+            f"quantizer uses {unsupported or 'projections'}"
+        )
+
+
+def _decoder_terms(module: UniversalTokenModule) -> list[str]:
+    return [t for t in module.decoders["g1_dyn"].input_terms if t != TOKENS_INPUT]
+
+
+class EncoderPolicy(nn.Module):
+    """One encoder path: named obs terms (positional, in `input_names` order) -> action mean."""
+
+    def __init__(self, module: UniversalTokenModule, encoder: str):
+        super().__init__()
+        self.encoder = module.encoders[encoder]
+        self.decoder = module.decoders["g1_dyn"]
+        self.quantize = FSQQuantize(module.fsq_levels)
+        names = list(self.encoder.input_terms)
+        names += [t for t in _decoder_terms(module) if t not in names]
+        self.input_names = names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        obs = dict(zip(self.input_names, inputs))
+        tokens = self.quantize(self.encoder({t: obs[t] for t in self.encoder.input_terms}))
+        obs[TOKENS_INPUT] = tokens
+        return self.decoder(obs)
+
+
+class TokenDecoder(nn.Module):
+    """g1_dyn alone: tokens + its other input terms -> action mean."""
+
+    def __init__(self, module: UniversalTokenModule):
+        super().__init__()
+        self.decoder = module.decoders["g1_dyn"]
+        self.num_tokens, self.token_dim = module.num_tokens, module.token_dim
+        self.input_names = [TOKENS_INPUT, *_decoder_terms(module)]
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        obs = dict(zip(self.input_names, inputs))
+        obs[TOKENS_INPUT] = obs[TOKENS_INPUT].reshape(-1, self.num_tokens, self.token_dim)
+        return self.decoder(obs)
+
+
+def _term_shapes(module: UniversalTokenModule, obs_shapes: Mapping) -> dict[str, tuple[int, ...]]:
+    shapes = {k: as_shape(v) for k, v in obs_shapes.get("tokenizer_obs", {}).items()}
+    for group, shape in obs_shapes.items():
+        if not isinstance(shape, Mapping):
+            shapes[group] = as_shape(shape)
+    shapes[TOKENS_INPUT] = (module.num_tokens, module.token_dim)
+    return shapes
+
+
+def _export(wrapper: nn.Module, shapes: Mapping[str, tuple[int, ...]], path: Path) -> Path:
+    names = wrapper.input_names
+    missing = [n for n in names if n not in shapes]
+    if missing:
+        raise KeyError(f"{path.name}: no shape for inputs {missing}; known {sorted(shapes)}")
+    args = tuple(torch.zeros(2, *shapes[n]) for n in names)
+    dynamic = {n: {0: "batch"} for n in [*names, ACTIONS_OUTPUT]}
+    torch.onnx.export(
+        wrapper,
+        args,
+        str(path),
+        input_names=names,
+        output_names=[ACTIONS_OUTPUT],
+        dynamic_axes=dynamic,
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    return path
+
+
+def backbone_of(actor: nn.Module) -> UniversalTokenModule:
+    backbone = getattr(actor, "backbone", actor)
+    if not isinstance(backbone, UniversalTokenModule):
+        kind = type(backbone).__name__
+        raise TypeError(f"export_onnx needs a UniversalTokenModule backbone, got {kind}")
+    return backbone
+
+
+def export_onnx(
+    actor: nn.Module, obs_shapes: Mapping, out_dir: str | Path, metadata: Mapping | None = None
+) -> list[Path]:
+    """Write policy_<encoder>.onnx per encoder, decoder_g1_dyn.onnx and metadata.json.
+
+    actor: an `Actor` around a UniversalTokenModule (or the module itself).
+    obs_shapes: the wrapper's `observation_shapes` (groups -> shape, tokenizer_obs -> terms).
+    metadata: robot/env facts (e.g. from `metadata_from_env`); the model facts are added here.
+    """
+    module = backbone_of(actor)
+    _check_quantizer(module)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shapes = _term_shapes(module, obs_shapes)
+    paths: list[Path] = []
+    models: dict[str, dict] = {}
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            wrappers = {f"policy_{name}": EncoderPolicy(module, name) for name in module.encoders}
+            wrappers["decoder_g1_dyn"] = TokenDecoder(module)
+            for stem, wrapper in wrappers.items():
+                paths.append(_export(wrapper.eval(), shapes, out_dir / f"{stem}.onnx"))
+                models[stem] = {
+                    "file": f"{stem}.onnx",
+                    "inputs": {n: [-1, *shapes[n]] for n in wrapper.input_names},
+                    "outputs": {ACTIONS_OUTPUT: [-1, module.decoders["g1_dyn"].output_dim]},
+                }
+    finally:
+        module.train(was_training)
+
+    meta = dict(metadata or {})
+    meta.update(
+        encoder_names=list(module.encoder_names),
+        exported_encoders=list(module.encoders),
+        encoder_priority=list(module.priority),
+        fsq_levels=list(module.fsq_levels),
+        num_tokens=module.num_tokens,
+        token_dim=module.token_dim,
+        models=models,
+        opset=OPSET,
+    )
+    meta.setdefault("observation_shapes", _shapes_to_json(obs_shapes))
+    meta_path = out_dir / "metadata.json"
+    meta_path.write_text(json.dumps(meta, indent=2))
+    paths.append(meta_path)
+    return paths
+
+
+def _shapes_to_json(obs_shapes: Mapping) -> dict:
+    out = {}
+    for group, shape in obs_shapes.items():
+        if isinstance(shape, Mapping):
+            out[group] = {k: list(as_shape(v)) for k, v in shape.items()}
+        else:
+            out[group] = list(as_shape(shape))
+    return out
+
+
+# ---------------------------------------------------------------- robot metadata
+def _resolve(patterns: Mapping[str, float], names: Sequence[str], what: str) -> list[float]:
+    values = []
+    for name in names:
+        hits = [v for p, v in patterns.items() if re.fullmatch(p, name)]
+        if not hits:
+            raise KeyError(f"no {what} pattern matches joint {name!r}")
+        values.append(float(hits[0]))
+    return values
+
+
+def g1_metadata() -> dict:
+    """G1 joints, PD gains, default pose and action scale from mjlab's asset zoo (no env needed)."""
+    from mjlab.asset_zoo.robots.unitree_g1 import g1_constants as g1c
+
+    from gear_sonic.envs.manager_env.robots.g1 import G1_JOINT_NAMES
+
+    kp, kd = {}, {}
+    for actuator in g1c.G1_ARTICULATION.actuators:
+        for pattern in actuator.target_names_expr:
+            kp[pattern] = actuator.stiffness
+            kd[pattern] = actuator.damping
+    default = dict(g1c.KNEES_BENT_KEYFRAME.joint_pos)
+    default_pose = [
+        float(next((v for p, v in default.items() if re.fullmatch(p, n)), 0.0))
+        for n in G1_JOINT_NAMES
+    ]
+    return {
+        "robot": "g1",
+        "joint_names": list(G1_JOINT_NAMES),
+        "kp": _resolve(kp, G1_JOINT_NAMES, "stiffness"),
+        "kd": _resolve(kd, G1_JOINT_NAMES, "damping"),
+        "default_joint_pos": default_pose,
+        "action_scale": _resolve(g1c.G1_ACTION_SCALE, G1_JOINT_NAMES, "action scale"),
+        "default_root_height": float(g1c.KNEES_BENT_KEYFRAME.pos[2]),
+    }
+
+
+def metadata_from_env(env) -> dict:
+    """Metadata of a built env (`ManagerEnvWrapper`): joints and gains as the env uses them.
+
+    Joint order, default pose and action scale/offset come from the env's joint_pos action term,
+    kp/kd from mjlab's G1 actuator configuration, observation layout from the wrapper.
+    """
+    meta = g1_metadata()
+    term = env.env.action_manager.get_term("joint_pos")
+    robot = env.env.scene["robot"]
+    joint_names = list(robot.joint_names)
+    if joint_names != meta["joint_names"]:
+        raise ValueError(f"env joints {joint_names} differ from the G1 joint order")
+    scale = torch.as_tensor(term.scale, dtype=torch.float).expand(1, len(joint_names))
+    meta["action_scale"] = [float(v) for v in scale.reshape(-1, scale.shape[-1])[0]]
+    meta["default_joint_pos"] = [float(v) for v in robot.data.default_joint_pos[0]]
+    meta["action_term"] = type(term).__name__
+    meta["reference_relative_actions"] = "Reference" in type(term).__name__
+    meta["step_dt"] = float(env.step_dt)
+    meta["action_clip"] = env.action_clip
+    meta["observation_shapes"] = _shapes_to_json(env.observation_shapes)
+    meta["observation_terms"] = {
+        group: [name for name, _ in terms] for group, terms in env.term_layout.items()
+    }
+    return meta
+
