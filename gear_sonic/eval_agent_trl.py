@@ -7,6 +7,8 @@ to `output_dir` (default `<experiment dir>/eval/step_<iteration>`).
     ++num_envs=N            envs per round (clips beyond N run in further rounds)
     ++motion_file=PATH      evaluate on another dataset
     ++use_encoder=teleop    force one encoder path (g1 | teleop | smpl)
+    ++metrics_file=PATH     render the worst ++num_render_videos clips of that file into <output_dir>/videos
+    +export_onnx_only=true  write the ONNX policy instead of evaluating
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # running the file directly from a checkout
     sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering for ++metrics_file videos
 
 
 class NotAvailableError(RuntimeError):
@@ -125,26 +129,64 @@ def run_eval(cfg: DictConfig) -> Path:
     return path
 
 
-def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path) -> Path:
-    """ONNX export and worst-clip rendering live in modules another change adds."""
-    if cfg.get("export_onnx_only"):
-        export_onnx = _lazy("gear_sonic.eval.onnx_export", "export_onnx")
-        from gear_sonic.envs import create_manager_env
-        from gear_sonic.eval.evaluate import eval_config, load_actor_state
-        from gear_sonic.trl.builders import build_policy_and_value, load_matching_state
+def _eval_env_and_actor(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path):
+    from gear_sonic.envs import create_manager_env
+    from gear_sonic.eval.evaluate import eval_config, load_actor_state
+    from gear_sonic.trl.builders import build_policy_and_value, load_matching_state
 
-        state = load_actor_state(checkpoint)
-        env_cfg = eval_config(train_cfg, 1)
+    state = load_actor_state(checkpoint)
+    env_cfg = eval_config(train_cfg, 1)
+    with contextlib.redirect_stdout(io.StringIO()):
         env = create_manager_env(env_cfg, device=str(cfg.device), num_envs=1, evaluation=True)
+    try:
         actor, _ = build_policy_and_value(env_cfg, env.observation_shapes, env.num_actions)
         load_matching_state(actor, state["actor"], f"{checkpoint}: actor")
-        out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else checkpoint.parent
+    except Exception:
+        env.close()
+        raise
+    return env, actor.to(env.device).eval()
+
+
+def worst_clips(metrics: dict, count: int) -> list[str]:
+    """Clip keys, worst first: least progress, then largest global error."""
+    rows = sorted(metrics["clips"], key=lambda r: (r["progress"], -(r.get("mpjpe_g") or 0.0)))
+    return [r["clip"] for r in rows[: max(0, count)]]
+
+
+def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path) -> Path:
+    """ONNX export, or videos of the worst clips of an earlier metrics_eval.json."""
+    if cfg.get("export_onnx_only"):
+        export_onnx = _lazy("gear_sonic.eval.onnx_export", "export_onnx")
+        metadata_from_env = _lazy("gear_sonic.eval.onnx_export", "metadata_from_env")
+        out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else checkpoint.parent / "onnx"
+        env, actor = _eval_env_and_actor(cfg, train_cfg, checkpoint)
         try:
-            return export_onnx(actor, env, out_dir)
+            paths = export_onnx(actor, env.observation_shapes, out_dir, metadata=metadata_from_env(env))
         finally:
             env.close()
+        print(f"wrote {len(paths)} files to {out_dir}")
+        return out_dir
     render_clips = _lazy("gear_sonic.eval.render", "render_clips")
-    return render_clips(cfg=cfg, train_cfg=train_cfg, checkpoint=checkpoint, metrics_file=Path(cfg.metrics_file))
+    metrics_path = Path(str(cfg.metrics_file))
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"++metrics_file={metrics_path}: no such file")
+    metrics = json.loads(metrics_path.read_text())
+    if metrics.get("motion_file") and not cfg.get("motion_file"):
+        train_cfg.manager_env.commands.motion.motion_file = metrics["motion_file"]
+    out_dir = (Path(cfg.output_dir) if cfg.get("output_dir") else metrics_path.parent) / "videos"
+    env, actor = _eval_env_and_actor(cfg, train_cfg, checkpoint)
+    try:
+        motion = env.command().motion
+        keys = [motion.keys[i] for i in motion.resident_ids.tolist()]
+        wanted = worst_clips(metrics, int(cfg.get("num_render_videos", 3)))
+        unknown = [k for k in wanted if k not in keys]
+        if unknown:
+            raise ValueError(f"++metrics_file={metrics_path}: clip {unknown[0]!r} is not in the motion set")
+        paths = render_clips(env, actor.act_inference, [keys.index(k) for k in wanted], out_dir)
+    finally:
+        env.close()
+    print(f"wrote {len(paths)} videos to {out_dir}")
+    return out_dir
 
 
 @hydra.main(config_path="../config", config_name="base_eval", version_base="1.3")

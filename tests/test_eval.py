@@ -195,3 +195,11 @@ def test_missing_optional_modules_say_not_available():
 
     with pytest.raises(NotAvailableError, match="not available yet"):
         _lazy("gear_sonic.eval.no_such_module", "render_clips")
+
+
+def test_worst_clips_orders_by_progress_then_error():
+    from gear_sonic.eval_agent_trl import worst_clips
+
+    rows = [{"clip": "ok", "progress": 1.0, "mpjpe_g": 50.0}, {"clip": "fell", "progress": 0.2, "mpjpe_g": 10.0},
+            {"clip": "sloppy", "progress": 1.0, "mpjpe_g": 90.0}]
+    assert worst_clips({"clips": rows}, 2) == ["fell", "sloppy"]

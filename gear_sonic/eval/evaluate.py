@@ -132,8 +132,10 @@ def _play_round(env, actor, slots: torch.Tensor, use_encoder: str | None):
     if use_encoder is not None:
         force_encoder(cmd, all_ids, use_encoder)
     mask = cmd.encoder_mask[:n].clone().cpu()
-    # start_clips moved the robots: recompute observations for the new state.
-    obs = env.env.observation_manager.compute(update_history=False)
+    # start_clips moved the robots: clear the last round's action/history buffers, then observe.
+    env.env.action_manager.reset(all_ids)
+    env.env.observation_manager.reset(all_ids)
+    obs = env.env.observation_manager.compute(update_history=True)
     frames = cmd.clip_num_frames[:n].clone()
     alive = torch.ones(n, dtype=torch.bool, device=env.device)
     failed = torch.zeros(n, dtype=torch.bool, device=env.device)
