@@ -30,7 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from gear_sonic.eval.report import atomic_write_text, write_report  # noqa: E402
+from gear_sonic.eval.report import write_report  # noqa: E402
+from gear_sonic.utils.atomic_io import atomic_write_text  # noqa: E402
 
 CKPT_RE = re.compile(r"^model_step_(\d+)\.pt$")
 KILL_GRACE_S = 5.0

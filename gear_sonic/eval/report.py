@@ -14,10 +14,10 @@ import base64
 import html
 import io
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from gear_sonic.utils.atomic_io import atomic_write_text
 
 STEP_DIR_RE = re.compile(r"^step_(\d+)$")
 CURVES = (("success_rate", "success rate"), ("mpjpe_l_all", "MPJPE local (mm)"),
@@ -38,23 +38,6 @@ tr.fail td { background: #fdecec; }
 .clip video { width: 320px; background: #000; }
 .plot { background: #fff; border: 1px solid #d6dbe1; max-width: 100%; }
 """
-
-
-def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write `text` to a temp file beside `path`, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _read_json(path: Path):
