@@ -14,8 +14,7 @@ import pytest
 
 from data_process import convert_motions, split_motions, validate_motions
 from data_process.motion_gen.robot import hinge_ranges, load_model
-from gear_sonic.utils.motion_lib import RawClip, write_npz, write_sonic_pkl
-from gear_sonic.utils.motion_lib.csv_formats import write_lafan_csv, write_plain_csv
+from gear_sonic.utils.motion_lib import RawClip, write_sonic_pkl
 from gear_sonic.utils.motion_lib.quat import quat_conjugate, quat_log, quat_mul
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -54,14 +53,7 @@ def make_clip(kin, key: str = "walk_fixture", fps: float = FPS,
 
 def write_as(path: Path, clip: RawClip, fmt: str) -> Path:
     path = path.with_suffix(SUFFIX[fmt])
-    if fmt == "npz":
-        write_npz(path, clip)
-    elif fmt == "pkl":
-        write_sonic_pkl(path, [clip])
-    elif fmt == "csv":
-        write_plain_csv(path, clip, clip.joint_names)
-    else:
-        write_lafan_csv(path, clip)
+    convert_motions.write_clip(path, clip, fmt)
     return path
 
 
