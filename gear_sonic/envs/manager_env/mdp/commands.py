@@ -138,7 +138,7 @@ class TrackingCommand(CommandTerm):
 
     # ------------------------------------------------------------------ set-up helpers
     def _find_bodies(self, names) -> torch.Tensor:
-        ids, found = self.robot.find_bodies(tuple(names), preserve_order=True)
+        ids, _ = self.robot.find_bodies(tuple(names), preserve_order=True)
         return torch.tensor(ids, dtype=torch.long, device=self.device)
 
     def _find_joints(self, names) -> torch.Tensor:
