@@ -117,7 +117,7 @@ def run_eval(cfg: DictConfig) -> Path:
     with contextlib.redirect_stdout(io.StringIO()):
         result = evaluate_checkpoint(
             train_cfg, checkpoint, num_envs=int(cfg.num_envs), use_encoder=cfg.get("use_encoder"),
-            device=str(cfg.device),
+            device=str(cfg.device), run_once=bool(cfg.get("run_once", False)),
         )
     result["checkpoint"] = str(checkpoint)
     result["motion_file"] = str(train_cfg.manager_env.commands.motion.motion_file)

@@ -25,8 +25,12 @@ def test_release_preset_builds_an_mjlab_cfg():
 def test_cpu_preset_has_the_same_structure():
     release = compose_config(RELEASE_PRESET).manager_env
     cpu = compose_config(CPU_PRESET).manager_env
-    for section in ("observations", "rewards", "terminations", "events", "commands", "actions"):
+    for section in ("rewards", "terminations", "events", "commands", "actions"):
         assert set(release[section]) == set(cpu[section]), section
+    # The CPU demo adds only the teacher group its behaviour-cloning loss reads.
+    assert set(cpu.observations) - set(release.observations) == {"teacher_obs"}
+    for group in release.observations:
+        assert release.observations[group] == cpu.observations[group], group
 
 
 def test_evaluation_drops_training_only_events():

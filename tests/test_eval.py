@@ -135,6 +135,16 @@ def test_cli_writes_metrics_for_every_clip(checkpoint):
     assert not list(REPO_ROOT.glob("outputs")) and not (ckpt.parent / ".hydra").exists()
 
 
+def test_run_once_plays_a_single_round(checkpoint):
+    from gear_sonic.eval.evaluate import evaluate_checkpoint
+
+    ckpt, motions = checkpoint
+    cfg = OmegaConf.load(ckpt.parent / "config.yaml")
+    cfg.manager_env.commands.motion.motion_file = str(motions)
+    out = evaluate_checkpoint(cfg, ckpt, num_envs=2, run_once=True)
+    assert out["run_once"] is True and len(out["clips"]) == 2  # 3 clips, one round of 2 envs
+
+
 def test_use_encoder_forces_the_teleop_path(checkpoint):
     from gear_sonic.eval.evaluate import evaluate_checkpoint
 

@@ -115,10 +115,10 @@ def test_metadata(exported):
     for key in ("kp", "kd", "default_joint_pos", "action_scale"):
         assert len(meta[key]) == 29, key
     assert all(k > 0 for k in meta["kp"]) and all(s > 0 for s in meta["action_scale"])
-    assert meta["fsq_levels"] == [8, 5, 5, 5] and meta["num_tokens"] == 2
+    assert meta["fsq_levels"] == [16] * 16 and meta["num_tokens"] == 2
     assert meta["observation_shapes"]["actor_obs"] == [930]
     assert meta["observation_shapes"]["tokenizer_obs"]["command_multi_future_nonflat"] == [10, 58]
-    assert meta["models"]["decoder_g1_dyn"]["inputs"]["tokens"] == [-1, 2, 4]
+    assert meta["models"]["decoder_g1_dyn"]["inputs"]["tokens"] == [-1, 2, 16]
 
 
 def test_render_zero_action_clip(tmp_path, standing_clip):

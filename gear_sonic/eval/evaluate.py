@@ -68,10 +68,13 @@ def evaluate_checkpoint(
     use_encoder: str | None = None,
     device: str = "cpu",
     record_masks: bool = False,
+    run_once: bool = False,
 ) -> dict:
     """-> {"aggregate": {...}, "clips": [per-clip rows], "iteration": int, "step_dt": float}.
 
-    `record_masks=True` also returns the encoder mask rows used each round (tests, debugging).
+    `run_once=True` plays a single round (the first `num_envs` clips) instead of every clip: a
+    quick look at a big dataset. `record_masks=True` also returns the encoder mask rows used each
+    round (tests, debugging).
     """
     from gear_sonic.envs import create_manager_env
     from gear_sonic.trl.builders import build_policy_and_value, load_matching_state
@@ -85,13 +88,14 @@ def evaluate_checkpoint(
         actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
         load_matching_state(actor, state["actor"], f"{checkpoint_path}: actor")
         actor.to(env.device).eval()
-        clips, masks = _play_all(env, actor, use_encoder, record_masks)
+        clips, masks = _play_all(env, actor, use_encoder, record_masks, run_once)
     finally:
         env.close()
     result = {
         "iteration": int(state.get("iteration", 0)),
         "step_dt": float(env.step_dt),
         "use_encoder": use_encoder,
+        "run_once": run_once,
         "aggregate": aggregate(clips),
         "clips": clips,
     }
@@ -100,7 +104,7 @@ def evaluate_checkpoint(
     return result
 
 
-def _play_all(env, actor, use_encoder, record_masks):
+def _play_all(env, actor, use_encoder, record_masks, run_once=False):
     cmd = env.command()
     motion = cmd.motion
     num_clips = int(motion.num_clips)
@@ -110,7 +114,8 @@ def _play_all(env, actor, use_encoder, record_masks):
         if missing:
             raise ValueError(f"use_encoder=smpl: clip {missing[0]!r} has no SMPL data ({len(missing)} such clips)")
     clips, masks = [], []
-    for first in range(0, num_clips, env.num_envs):
+    last_start = env.num_envs if run_once else num_clips
+    for first in range(0, min(num_clips, last_start), env.num_envs):
         slots = torch.arange(first, min(first + env.num_envs, num_clips), device=env.device)
         rows, mask = _play_round(env, actor, slots, use_encoder)
         masks.append(mask)

@@ -1,44 +1,45 @@
-"""Behaviour cloning toward the reference joint targets, decaying to zero.
+"""Behaviour cloning toward a teacher action computed by the env, fading to zero.
 
-With SONIC's action (target = default pose + scale * action) a fresh policy holds the default
-pose and falls within a few steps on any clip that is not standing still; PPO alone needs far
-more samples than a CPU run has to discover that the target should follow the reference. This
-loss pulls the action mean toward a_ref = (reference joints - default pose) / scale, i.e. "replay
-the reference through the PD controllers", and fades out linearly so PPO owns the policy after.
+The teacher is an observation group of the env (default `teacher_obs`, one flat action-sized
+term such as `high_gain_reference_action`) that only this loss reads. The rollout storage keeps
+it with every other group, so the target belongs to the state the student actually visited
+(DAgger-style: no teacher rollouts). The weight falls linearly from `coef` to 0 over
+`decay_iterations`, after which PPO alone owns the policy.
 """
 
 from __future__ import annotations
 
 import torch
 
-REFERENCE_TERM = "command_multi_future_nonflat"  # row 0 = the current reference frame
 
-
-class ReferenceActionBC:
-    def __init__(self, coef: float = 1.0, decay_iterations: int = 50, action_name: str = "joint_pos"):
+class TeacherActionBC:
+    def __init__(self, coef: float = 1.0, decay_iterations: int = 50, obs_group: str = "teacher_obs"):
         if coef < 0 or decay_iterations < 1:
             raise ValueError("bc_loss: need coef >= 0 and decay_iterations >= 1")
         self.coef = float(coef)
         self.decay_iterations = int(decay_iterations)
-        self.action_name = action_name
-        self.offset: torch.Tensor | None = None
-        self.scale: torch.Tensor | None = None
+        self.obs_group = obs_group
 
     def bind(self, env) -> None:
-        """Read the default pose and action scale from the env's joint position action term."""
-        term = env.env.action_manager.get_term(self.action_name)
-        num_actions = env.num_actions
-        self.offset = torch.as_tensor(term.offset, device=env.device).expand(env.num_envs, num_actions)[0].clone()
-        self.scale = torch.as_tensor(term.scale, device=env.device).expand(env.num_envs, num_actions)[0].clone()
+        """Check at start-up that the env computes the teacher group with one value per action."""
+        groups = env.get_observations()
+        if self.obs_group not in groups:
+            raise ValueError(
+                f"bc_loss.obs_group={self.obs_group!r}: the env has no such observation group "
+                f"(groups: {sorted(groups)}); add one, e.g. "
+                "`- /manager_env/observations/teacher: high_gain_reference` to the preset's defaults"
+            )
+        width = groups[self.obs_group].shape[-1]
+        if width != env.num_actions:
+            raise ValueError(
+                f"bc_loss.obs_group={self.obs_group!r} has {width} values per env, the action has "
+                f"{env.num_actions}; the group must hold exactly one teacher action"
+            )
 
     def weight(self, iteration: int) -> float:
         return self.coef * max(0.0, 1.0 - iteration / self.decay_iterations)
 
     def __call__(self, action_mean: torch.Tensor, obs: dict, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (weighted loss, unweighted loss)."""
-        if self.offset is None:
-            raise RuntimeError("ReferenceActionBC.bind(env) must be called before training")
-        reference = obs["tokenizer_obs"][REFERENCE_TERM][:, 0, : action_mean.shape[-1]]
-        target = (reference - self.offset) / self.scale
-        loss = (action_mean - target).square().mean()
+        loss = (action_mean - obs[self.obs_group]).square().mean()
         return self.weight(iteration) * loss, loss.detach()

@@ -10,7 +10,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from gear_sonic.trl.losses.bc_losses import ReferenceActionBC
+from gear_sonic.trl.losses.bc_losses import TeacherActionBC
 from gear_sonic.trl.losses.token_losses import AuxLossSet
 from gear_sonic.trl.modules.universal_token_modules import TokenOutput
 from gear_sonic.trl.trainer.ppo_config import PPOConfig
@@ -33,7 +33,7 @@ class TRLAuxLossPPOTrainer(TRLPPOTrainer):
         callbacks: Iterable = (),
         experiment_dir: str | Path | None = None,
         logger: logging.Logger | None = None,
-        bc_loss: ReferenceActionBC | None = None,
+        bc_loss: TeacherActionBC | None = None,
     ):
         super().__init__(env, actor, critic, cfg, accelerator, callbacks, experiment_dir, logger)
         self.aux_losses = aux_losses
@@ -53,5 +53,5 @@ class TRLAuxLossPPOTrainer(TRLPPOTrainer):
         if self.bc_loss is not None and isinstance(aux, TokenOutput):
             weighted, raw = self.bc_loss(aux.action_mean, batch.obs, self.iteration)
             total = total + weighted
-            terms = {**terms, "reference_bc": raw}
+            terms = {**terms, "teacher_bc": raw}
         return total, terms
