@@ -13,20 +13,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from gear_sonic.envs.manager_env.robots.g1 import G1_TRACKED_BODIES
 from gear_sonic.eval.metrics import (
     accel_dist, aggregate, body_groups, clip_metrics, mpjpe_g, mpjpe_l, mpjpe_pa, vel_dist,
 )
 from tests.conftest import CPU_PRESET, REPO_ROOT, SAMPLE_MOTIONS, compose_config
 from tests.test_train_entry import TINY
 
-BODIES = (
-    "pelvis",
-    "left_hip_roll_link", "left_knee_link", "left_ankle_roll_link",
-    "right_hip_roll_link", "right_knee_link", "right_ankle_roll_link",
-    "torso_link",
-    "left_shoulder_roll_link", "left_elbow_link", "left_wrist_yaw_link",
-    "right_shoulder_roll_link", "right_elbow_link", "right_wrist_yaw_link",
-)
+BODIES = G1_TRACKED_BODIES
 DT = 0.02
 
 

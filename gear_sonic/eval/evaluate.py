@@ -114,9 +114,9 @@ def _play_all(env, actor, use_encoder, record_masks, run_once=False):
         if missing:
             raise ValueError(f"use_encoder=smpl: clip {missing[0]!r} has no SMPL data ({len(missing)} such clips)")
     clips, masks = [], []
-    last_start = env.num_envs if run_once else num_clips
-    for first in range(0, min(num_clips, last_start), env.num_envs):
-        slots = torch.arange(first, min(first + env.num_envs, num_clips), device=env.device)
+    num_played = min(num_clips, env.num_envs) if run_once else num_clips
+    for first in range(0, num_played, env.num_envs):
+        slots = torch.arange(first, min(first + env.num_envs, num_played), device=env.device)
         rows, mask = _play_round(env, actor, slots, use_encoder)
         masks.append(mask)
         for slot, row in zip(slots.tolist(), rows):

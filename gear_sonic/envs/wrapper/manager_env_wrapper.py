@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from mjlab.envs import ManagerBasedRlEnv
 
-from gear_sonic.envs.manager_env.mdp.actions import ReferenceJointPositionAction
+from gear_sonic.envs.manager_env.mdp.actions import raw_actions_for_targets
 
 
 class ManagerEnvWrapper:
@@ -78,10 +78,8 @@ class ManagerEnvWrapper:
     def reference_actions(self, command_name: str = "motion") -> torch.Tensor:
         """Actions whose PD targets equal the current reference joints (motion replay, no policy)."""
         term = self.env.action_manager.get_term("joint_pos")
-        if isinstance(term, ReferenceJointPositionAction):
-            return torch.zeros(self.num_envs, self.num_actions, device=self.device)
         ref = self.command(command_name).ref_joint_pos
-        return (ref - term.offset) / term.scale
+        return raw_actions_for_targets(term, ref, ref)
 
     # ---------------------------------------------------------------- checkpoint state
     def state_dict(self) -> dict:

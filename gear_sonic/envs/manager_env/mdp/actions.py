@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
 from mjlab.envs.mdp.actions import JointPositionAction, JointPositionActionCfg
 
 if TYPE_CHECKING:
@@ -33,3 +34,16 @@ class ReferenceJointPositionAction(JointPositionAction):
         reference = self._env.command_manager.get_term(self.cfg.command_name).ref_joint_pos
         self._raw_actions[:] = actions
         self._processed_actions = reference[:, self._target_ids] + self._raw_actions * self._scale
+
+
+def raw_actions_for_targets(
+    term: JointPositionAction, targets: torch.Tensor, ref_joint_pos: torch.Tensor
+) -> torch.Tensor:
+    """The raw action that makes `term` command `targets` (both joint tensors in robot order).
+
+    Inverts target = origin + scale * action, where origin is the default pose for SONIC's action
+    and the current reference for `ReferenceJointPositionAction`.
+    """
+    ids = term.target_ids
+    origin = ref_joint_pos[:, ids] if isinstance(term, ReferenceJointPositionAction) else term.offset
+    return (targets[:, ids] - origin) / term.scale

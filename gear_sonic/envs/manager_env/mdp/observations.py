@@ -18,7 +18,7 @@ from mjlab.utils.lab_api.math import (
     quat_mul,
 )
 
-from gear_sonic.envs.manager_env.mdp.actions import ReferenceJointPositionAction
+from gear_sonic.envs.manager_env.mdp.actions import raw_actions_for_targets
 from gear_sonic.utils.rotations import rotation_6d, rotation_6d_from_matrix, smpl_root_rotation
 
 if TYPE_CHECKING:
@@ -182,7 +182,4 @@ class high_gain_reference_action:  # noqa: N801 - mjlab looks terms up by functi
         data = cmd.robot.data
         feedback = gain * (cmd.ref_joint_pos - data.joint_pos) - damping * (data.joint_vel - cmd.ref_joint_vel)
         target = cmd.ref_joint_pos + self.mask * feedback
-        ids = term.target_ids  # the joints this action term drives, in its own order
-        # The action term maps a raw action a to target = origin + scale * a.
-        origin = cmd.ref_joint_pos[:, ids] if isinstance(term, ReferenceJointPositionAction) else term.offset
-        return (target[:, ids] - origin) / term.scale
+        return raw_actions_for_targets(term, target, cmd.ref_joint_pos)
