@@ -132,7 +132,8 @@ def run_eval(cfg: DictConfig) -> Path:
 def _eval_env_and_actor(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path):
     from gear_sonic.envs import create_manager_env
     from gear_sonic.eval.evaluate import eval_config, load_actor_state
-    from gear_sonic.trl.builders import build_policy_and_value, load_matching_state
+    from gear_sonic.checkpoint import load_module_state
+    from gear_sonic.trl.builders import build_policy_and_value
 
     state = load_actor_state(checkpoint)
     env_cfg = eval_config(train_cfg, 1)
@@ -140,7 +141,7 @@ def _eval_env_and_actor(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path
         env = create_manager_env(env_cfg, device=str(cfg.device), num_envs=1, evaluation=True)
     try:
         actor, _ = build_policy_and_value(env_cfg, env.observation_shapes, env.num_actions)
-        load_matching_state(actor, state["actor"], f"{checkpoint}: actor")
+        load_module_state(actor, state["actor"], f"{checkpoint}: actor")
     except Exception:
         env.close()
         raise

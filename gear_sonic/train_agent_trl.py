@@ -63,6 +63,7 @@ def run_training(cfg: DictConfig) -> Path:
     from accelerate.utils import broadcast_object_list
     from hydra.utils import get_class, instantiate
 
+    from gear_sonic.checkpoint import load_checkpoint
     from gear_sonic.envs import create_manager_env
     from gear_sonic.envs.manager_env.builder import resolve_device
     from gear_sonic.trl.builders import build_policy_and_value, load_weights, ppo_config
@@ -93,8 +94,7 @@ def run_training(cfg: DictConfig) -> Path:
         callbacks=build_callbacks(cfg), experiment_dir=exp_dir, **extra,
     )
     if resume:
-        state = torch.load(exp_dir / "last.pt", map_location=accelerator.device, weights_only=True)
-        trainer.load_state_dict(state)
+        trainer.load_state_dict(load_checkpoint(exp_dir / "last.pt", map_location=accelerator.device))
         accelerator.print(f"resumed {exp_dir} at iteration {trainer.iteration}")
 
     def request_stop(signum, frame):

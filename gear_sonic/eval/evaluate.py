@@ -77,7 +77,8 @@ def evaluate_checkpoint(
     round (tests, debugging).
     """
     from gear_sonic.envs import create_manager_env
-    from gear_sonic.trl.builders import build_policy_and_value, load_matching_state
+    from gear_sonic.checkpoint import load_module_state
+    from gear_sonic.trl.builders import build_policy_and_value
 
     if use_encoder is not None and use_encoder not in ENCODERS:
         raise ValueError(f"use_encoder={use_encoder}: expected one of {list(ENCODERS)} or null")
@@ -86,7 +87,7 @@ def evaluate_checkpoint(
     env = create_manager_env(cfg, device=device, num_envs=int(num_envs), evaluation=True)
     try:
         actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
-        load_matching_state(actor, state["actor"], f"{checkpoint_path}: actor")
+        load_module_state(actor, state["actor"], f"{checkpoint_path}: actor")
         actor.to(env.device).eval()
         clips, masks = _play_all(env, actor, use_encoder, record_masks, run_once)
     finally:

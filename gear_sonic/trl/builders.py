@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from gear_sonic.checkpoint import check_state_matches, load_checkpoint, require_keys
 from gear_sonic.trl.trainer.ppo_config import PPOConfig
 
 # Keys of algo.config that are not PPO hyper-parameters.
@@ -35,27 +35,9 @@ def build_policy_and_value(cfg: DictConfig, obs_shapes: dict, num_actions: int):
 
 def load_weights(actor, critic, path: str | Path) -> None:
     """Policy and value weights from a checkpoint (a new experiment starting from them)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"+checkpoint={path}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path)
+    require_keys(state, ("actor", "critic"), path)
     for name, module in (("actor", actor), ("critic", critic)):
-        if name not in state:
-            raise ValueError(f"+checkpoint={path}: the file has no '{name}' weights (keys: {sorted(state)})")
-        load_matching_state(module, state[name], f"{path}: {name}")
-
-
-def load_matching_state(module: torch.nn.Module, state: dict, where: str) -> None:
-    """load_state_dict with a message that names the parameter and both shapes on a mismatch."""
-    own = module.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape:
-            raise ValueError(
-                f"{where}: parameter '{key}' has shape {tuple(value.shape)} in the checkpoint but "
-                f"{tuple(own[key].shape)} in this model: the checkpoint was trained with another architecture"
-            )
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ValueError(f"{where}: checkpoint does not match this model (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    module.load_state_dict(state)
+        check_state_matches(module.state_dict(), state[name], f"{path}: {name}")
+    for name, module in (("actor", actor), ("critic", critic)):
+        module.load_state_dict(state[name])

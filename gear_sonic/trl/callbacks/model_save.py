@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gear_sonic.utils.atomic_io import atomic_torch_save
+from gear_sonic.checkpoint import save_checkpoint
 
 
 class ModelSaveCallback:
@@ -20,7 +20,7 @@ class ModelSaveCallback:
         state = trainer.state_dict()  # every rank joins any collective inside
         if not trainer.accelerator.is_main_process:
             return None
-        return atomic_torch_save(state, self.save_dir / name)
+        return save_checkpoint(state, self.save_dir / name)
 
     def on_iteration_end(self, trainer, iteration: int, metrics: dict) -> None:
         done = iteration  # the trainer reports completed iterations (1, 2, ...)

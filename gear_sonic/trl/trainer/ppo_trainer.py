@@ -22,6 +22,7 @@ from accelerate.utils import gather_object
 from rich.console import Console
 from torch import nn
 
+from gear_sonic.checkpoint import check_state_matches
 from gear_sonic.trl.trainer.ppo_config import PPOConfig, check_batch_layout
 from gear_sonic.trl.trainer.rollout_storage import MiniBatch, RolloutStorage, iter_obs_tensors
 
@@ -32,8 +33,9 @@ def adapt_learning_rate(
     lr: float, kl: float, desired_kl: float, lr_min: float, lr_max: float, factor: float = 1.5
 ) -> float:
     """Shrink the step when the policy moved too far (KL > 2 x target), grow it when it barely
-    moved (KL < target / 2); always within [lr_min, lr_max]. A non-finite KL changes nothing."""
-    if not math.isfinite(kl):
+    moved (KL < target / 2); always within [lr_min, lr_max]. Only a finite, positive KL moves it:
+    zero means nothing was measured (e.g. an empty batch), not that the policy stood still."""
+    if not (math.isfinite(kl) and kl > 0.0):
         return lr
     if kl > 2.0 * desired_kl:
         lr = lr / factor
@@ -113,10 +115,6 @@ class TRLPPOTrainer:
     @property
     def num_processes(self) -> int:
         return self.accelerator.num_processes
-
-    def request_stop(self) -> None:
-        """Finish the current iteration, then leave `train` (e.g. from a SIGINT handler)."""
-        self.stop_requested = True
 
     def _call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
@@ -399,7 +397,7 @@ class TRLPPOTrainer:
     def load_state_dict(self, state: Mapping) -> None:
         modules = (("actor", self.actor), ("critic", self.critic))
         for name, module in modules:  # check everything before touching anything
-            _check_compatible(name, module.state_dict(), state[name])
+            check_state_matches(module.state_dict(), state[name], f"checkpoint {name}")
         for name, module in modules:
             module.load_state_dict(state[name])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
@@ -411,38 +409,6 @@ class TRLPPOTrainer:
         if state.get("env") and hasattr(self.env, "load_state_dict"):
             self.env.load_state_dict(state["env"])
 
-    def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write `state_dict()` (main process only); default experiment_dir/model_<iter>.pt."""
-        if path is None:
-            if self.experiment_dir is None:
-                raise ValueError("save_checkpoint needs a path or an experiment_dir")
-            path = self.experiment_dir / f"model_{self.iteration}.pt"
-        path = Path(path)
-        if self.accelerator.is_main_process:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(self.state_dict(), path)
-        return path
-
-    def load_checkpoint(self, path: str | Path) -> None:
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
-
 
 def _trainable(module: nn.Module) -> list[nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
-
-
-def _check_compatible(name: str, own: Mapping, loaded: Mapping) -> None:
-    """A checkpoint of another architecture fails with the offending parameter named."""
-    missing = [k for k in own if k not in loaded]
-    unexpected = [k for k in loaded if k not in own]
-    if missing or unexpected:
-        raise ValueError(
-            f"checkpoint {name} does not match the model: missing {missing}, "
-            f"unexpected {unexpected}"
-        )
-    for key, tensor in own.items():
-        if tuple(loaded[key].shape) != tuple(tensor.shape):
-            raise ValueError(
-                f"checkpoint parameter {name}.{key} has shape {tuple(loaded[key].shape)}, "
-                f"but the model's has shape {tuple(tensor.shape)}"
-            )
