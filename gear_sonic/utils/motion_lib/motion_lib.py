@@ -55,7 +55,9 @@ class MotionLib:
         max_unique_motions: int | None = None,
         max_resident_clips: int | None = None,
         seed: int = 0,
+        trust_pickle: bool = False,
     ):
+        """`trust_pickle=True` unpickles PKLs without the allow-list (trusted files only)."""
         if not np.isfinite(target_fps) or target_fps <= 0:
             raise ValueError(f"target_fps must be finite and > 0, got {target_fps}")
         self.device = torch.device(device)
@@ -74,7 +76,7 @@ class MotionLib:
         self.body_names = list(body_names)
         self._generator = torch.Generator().manual_seed(seed)
 
-        raw = self._read_all(motion_file)
+        raw = self._read_all(motion_file, trust_pickle)
         raw = _filter_clips(raw, key_regex, remove_key_prefixes, max_unique_motions, seed)
         if not raw:
             raise MotionDataError(
@@ -227,11 +229,11 @@ class MotionLib:
     # -----------------------------------------------------------------------------------------
     # Loading helpers
 
-    def _read_all(self, motion_file: str | Path) -> list[RawClip]:
+    def _read_all(self, motion_file: str | Path, trust_pickle: bool) -> list[RawClip]:
         files = list_motion_files(motion_file)
         clips = [
             clip for f in _progress(files, "Reading motion files")
-            for clip in read_motion_file(f, num_joints=self._kin.num_joints)
+            for clip in read_motion_file(f, self._kin.num_joints, trust_pickle)
         ]
         seen: dict[str, str] = {}
         for clip in clips:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import joblib
 import numpy as np
 
 from .clip import RawClip
 from .errors import MotionDataError
 from .quat import normalize, xyzw_to_wxyz
+from .safe_pickle import load_motion_pickle
 
 SUPPORTED_SUFFIXES = (".pkl", ".npz")
 # Deviations above this are data errors; below it we renormalise silently.
@@ -24,19 +24,23 @@ NUM_ROOT_VEL_COLS = 6  # lin + ang prepended to joint_vel by some exporters
 SMPL_SHAPE = (24, 3)
 
 
-def read_motion_file(path: str | Path, num_joints: int | None = None) -> list[RawClip]:
+def read_motion_file(
+    path: str | Path, num_joints: int | None = None, trust_pickle: bool = False
+) -> list[RawClip]:
     """Read one file, or every *.pkl / *.npz below a directory (sorted), into RawClips.
 
     `num_joints` (the robot's joint count) only disambiguates NPZ `joint_pos` arrays that
-    carry no joint names and may or may not start with 7 root columns.
+    carry no joint names and may or may not start with 7 root columns. PKLs are unpickled
+    through an allow-list of motion-data types unless `trust_pickle` (see safe_pickle.py).
     """
     path = Path(path)
     if path.is_dir():
-        return [clip for f in list_motion_files(path) for clip in read_motion_file(f, num_joints)]
+        return [clip for f in list_motion_files(path)
+                for clip in read_motion_file(f, num_joints, trust_pickle)]
     if not path.exists():
         raise MotionDataError("file does not exist", source=str(path), fix="check the path")
     if path.suffix == ".pkl":
-        return _read_sonic_pkl(path)
+        return _read_sonic_pkl(path, trust_pickle)
     if path.suffix == ".npz":
         return [_read_npz(path, num_joints)]
     raise MotionDataError(
@@ -66,9 +70,11 @@ def list_motion_files(path: str | Path) -> list[Path]:
 _PKL_FIELD_NAMES = {"joint_pos": "dof", "root_pos": "root_trans_offset", "root_quat": "root_rot"}
 
 
-def _read_sonic_pkl(path: Path) -> list[RawClip]:
+def _read_sonic_pkl(path: Path, trust_pickle: bool = False) -> list[RawClip]:
     try:
-        data = joblib.load(path)
+        data = load_motion_pickle(path, trust_pickle)
+    except MotionDataError:
+        raise  # a refused global already says which file and class
     except Exception as exc:  # corrupt / truncated pickles raise many different types
         raise MotionDataError(
             f"cannot be unpickled ({type(exc).__name__}: {exc})",
