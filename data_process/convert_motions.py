@@ -43,6 +43,7 @@ from gear_sonic.utils.motion_lib.csv_formats import (  # noqa: E402
 )
 from gear_sonic.utils.motion_lib.quat import angular_velocity, linear_velocity  # noqa: E402
 from gear_sonic.utils.motion_lib.resample import lerp_at, slerp_at, target_times  # noqa: E402
+from gear_sonic.utils.motion_lib.safe_pickle import TRUST_PICKLE_HELP  # noqa: E402
 
 FORMATS = ("npz", "pkl", "csv", "lafan_csv")
 INPUT_SUFFIXES = (".pkl", ".npz", ".csv")
@@ -74,12 +75,12 @@ def input_files(path: str | Path) -> list[Path]:
     return files
 
 
-def read_clips(path: Path, kin: RobotKinematics) -> list[RawClip]:
+def read_clips(path: Path, kin: RobotKinematics, trust_pickle: bool = False) -> list[RawClip]:
     """All clips of one file, in the file's own joint order, with a degrees check."""
     if path.suffix == ".csv":
         clips = [read_csv_motion(path, kin.joint_names)]
     else:
-        clips = read_motion_file(path, num_joints=kin.num_joints)
+        clips = read_motion_file(path, num_joints=kin.num_joints, trust_pickle=trust_pickle)
     for clip in clips:
         check_joint_units(clip)
     return clips
@@ -130,12 +131,13 @@ def write_clip(path: Path, clip: RawClip, fmt: str) -> None:
         write_lafan_csv(path, clip)
 
 
-def convert_file(path: Path, robot: str, fps: float, fmt: str,
-                 out_dir: Path | None) -> list[RawClip] | list[str]:
+def convert_file(path: Path, robot: str, fps: float, fmt: str, out_dir: Path | None,
+                 trust_pickle: bool = False) -> list[RawClip] | list[str]:
     """Worker: convert one input file; writes per-clip files when `out_dir` is given."""
     try:
         kin = robot_kinematics(robot)
-        clips = [to_robot(c, kin, fps, with_bodies=fmt == "npz") for c in read_clips(path, kin)]
+        clips = [to_robot(c, kin, fps, with_bodies=fmt == "npz")
+                 for c in read_clips(path, kin, trust_pickle)]
     except MotionDataError:
         raise
     except Exception as exc:  # anything else is still a bad file, reported the same way
@@ -191,7 +193,7 @@ def run_jobs(files: list[Path], jobs: int, task, args: tuple, show_progress: boo
 
 
 def convert(inp: str, out: str, fps: float | None, robot: str, to: str | None, jobs: int | None,
-            show_progress: bool = True) -> list[str]:
+            show_progress: bool = True, trust_pickle: bool = False) -> list[str]:
     """Convert IN to OUT; returns the written paths."""
     out_path = Path(out)
     fmt, is_dir = output_format(out_path, to)
@@ -203,14 +205,16 @@ def convert(inp: str, out: str, fps: float | None, robot: str, to: str | None, j
     jobs = jobs or max(1, min(len(files), os.cpu_count() or 1))
     if is_dir:
         out_path.mkdir(parents=True, exist_ok=True)
-        results = run_jobs(files, jobs, convert_file, (robot, fps, fmt, out_path), show_progress)
+        results = run_jobs(files, jobs, convert_file, (robot, fps, fmt, out_path, trust_pickle),
+                           show_progress)
         written = [p for paths in results for p in paths]
         if len(set(written)) != len(written):
             dup = sorted({p for p in written if written.count(p) > 1})
             raise MotionDataError(f"clip keys collide in the output folder: {dup}",
                                   source=str(inp), fix="give every clip a unique key")
         return written
-    results = run_jobs(files, jobs, convert_file, (robot, fps, fmt, None), show_progress)
+    results = run_jobs(files, jobs, convert_file, (robot, fps, fmt, None, trust_pickle),
+                       show_progress)
     clips = [c for cs in results for c in cs]
     if fmt == "pkl":
         write_sonic_pkl(out_path, clips)
@@ -235,10 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None,
                         help="parallel worker processes (default: one per file, up to #CPUs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     args = parser.parse_args(argv)
     try:
         written = convert(args.inp, args.out, args.fps, args.robot, args.to, args.jobs,
-                          show_progress=not args.quiet)
+                          show_progress=not args.quiet, trust_pickle=args.trust_pickle)
     except MotionDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from gear_sonic.utils.motion_lib import (  # noqa: E402
     fk_max_error,
     read_motion_file,
 )
+from gear_sonic.utils.motion_lib.safe_pickle import TRUST_PICKLE_HELP  # noqa: E402
 
 
 def g1_xml_path() -> Path:
@@ -48,10 +49,10 @@ def load_robot_model(robot: str) -> mujoco.MjModel:
     raise ValueError(f"unknown robot '{robot}'")
 
 
-def describe_clips(path: str, robot: str) -> list[dict]:
+def describe_clips(path: str, robot: str, trust_pickle: bool = False) -> list[dict]:
     kin = RobotKinematics(load_robot_model(robot))
     rows = []
-    for clip in read_motion_file(path, num_joints=kin.num_joints):
+    for clip in read_motion_file(path, num_joints=kin.num_joints, trust_pickle=trust_pickle):
         rows.append({
             "key": clip.key,
             "frames": clip.num_frames,
@@ -76,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", help="motion file (.pkl/.npz) or a folder of them")
     parser.add_argument("--json", action="store_true", help="one JSON object per clip")
     parser.add_argument("--robot", choices=["g1"], default="g1")
+    parser.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     args = parser.parse_args(argv)
     try:
-        rows = describe_clips(args.path, args.robot)
+        rows = describe_clips(args.path, args.robot, args.trust_pickle)
     except MotionDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

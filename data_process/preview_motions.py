@@ -27,6 +27,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 from data_process.motion_gen.robot import joint_names, load_model  # noqa: E402
 from gear_sonic.utils.motion_lib import (MotionDataError, RawClip,  # noqa: E402
                                          list_motion_files, read_motion_file)
+from gear_sonic.utils.motion_lib.safe_pickle import TRUST_PICKLE_HELP  # noqa: E402
 
 SHEET_COLUMNS = 4
 
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--frames-per-sheet", type=int, default=8)
     parser.add_argument("--max-seconds", type=float, default=20.0)
+    parser.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     args = parser.parse_args(argv)
     model = load_model(with_floor=True)
     # The default offscreen buffer is 640x480; larger videos need a bigger one.
@@ -110,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        clips = [c for f in list_motion_files(args.path) for c in read_motion_file(f)]
+        clips = [c for f in list_motion_files(args.path)
+                 for c in read_motion_file(f, trust_pickle=args.trust_pickle)]
     except MotionDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

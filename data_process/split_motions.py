@@ -22,10 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import joblib  # noqa: E402
+import joblib  # noqa: E402  (writes the split PKLs)
 
 from data_process.convert_motions import input_files  # noqa: E402
 from gear_sonic.utils.motion_lib import MotionDataError  # noqa: E402
+from gear_sonic.utils.motion_lib.safe_pickle import (  # noqa: E402
+    TRUST_PICKLE_HELP, load_motion_pickle)
 from gear_sonic.utils.motion_lib.writers import _atomic_write  # noqa: E402
 
 SIDES = ("train", "test")
@@ -41,9 +43,11 @@ def side_of(key: str, seed: int, test_fraction: float) -> str:
     return "test" if key_score(key, seed) < test_fraction else "train"
 
 
-def _load_pkl(path: Path) -> dict:
+def _load_pkl(path: Path, trust_pickle: bool = False) -> dict:
     try:
-        data = joblib.load(path)
+        data = load_motion_pickle(path, trust_pickle)
+    except MotionDataError:
+        raise  # a refused global already names the file and the class
     except Exception as exc:  # truncated pickles raise many different types
         raise MotionDataError(f"cannot be unpickled ({type(exc).__name__}: {exc})",
                               source=str(path), fix="re-export the file") from exc
@@ -53,7 +57,8 @@ def _load_pkl(path: Path) -> dict:
     return data
 
 
-def split(path: str, out_dir: str, test_fraction: float, seed: int) -> dict:
+def split(path: str, out_dir: str, test_fraction: float, seed: int,
+          trust_pickle: bool = False) -> dict:
     """Do the split; returns the split.json content."""
     if not 0.0 <= test_fraction <= 1.0:
         raise MotionDataError(f"--test-fraction {test_fraction} is outside [0, 1]",
@@ -70,7 +75,7 @@ def split(path: str, out_dir: str, test_fraction: float, seed: int) -> dict:
     for file in files:
         rel = file.relative_to(root) if root.is_dir() else Path(file.name)
         if file.suffix == ".pkl":
-            data = _load_pkl(file)
+            data = _load_pkl(file, trust_pickle)
             parts = {side: {} for side in SIDES}
             for key, entry in data.items():
                 parts[side_of(str(key), seed, test_fraction)][key] = entry
@@ -116,9 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", help="gets train/, test/ and split.json")
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     args = parser.parse_args(argv)
     try:
-        report = split(args.path, args.out_dir, args.test_fraction, args.seed)
+        report = split(args.path, args.out_dir, args.test_fraction, args.seed, args.trust_pickle)
     except MotionDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

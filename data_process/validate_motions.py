@@ -36,6 +36,7 @@ from data_process.motion_gen.robot import (  # noqa: E402
     FLOOR_NAME, FOOT_SITES, foot_geom_ids, hinge_ranges, qpos_from_parts, sole_points,
 )
 from gear_sonic.utils.motion_lib import MotionDataError, RawClip  # noqa: E402
+from gear_sonic.utils.motion_lib.safe_pickle import TRUST_PICKLE_HELP  # noqa: E402
 
 LIMITS = {
     "joint_limit_tol": 1e-3,  # rad beyond jnt_range before it counts
@@ -109,13 +110,14 @@ def failures(metrics: dict) -> list[str]:
     return [name for name, failed in checks.items() if failed]
 
 
-def validate_path(path: str, robot: str) -> list[dict]:
+def validate_path(path: str, robot: str, trust_pickle: bool = False) -> list[dict]:
     """One report row per clip; unreadable files become one failed row with the error."""
     kin = robot_kinematics(robot)
     rows = []
     for file in input_files(path):
         try:
-            clips = [to_robot(c, kin, c.fps, with_bodies=False) for c in read_clips(file, kin)]
+            clips = [to_robot(c, kin, c.fps, with_bodies=False)
+                     for c in read_clips(file, kin, trust_pickle)]
         except MotionDataError as exc:
             rows.append({"file": str(file), "key": exc.clip_key or file.stem, "ok": False,
                          "failures": ["unreadable"], "error": str(exc)})
@@ -161,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 if any clip fails")
     parser.add_argument("--json", action="store_true", help="print {clips: [...], summary}")
     parser.add_argument("--robot", choices=["g1"], default="g1")
+    parser.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     args = parser.parse_args(argv)
     try:
-        rows = validate_path(args.path, args.robot)
+        rows = validate_path(args.path, args.robot, args.trust_pickle)
     except MotionDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

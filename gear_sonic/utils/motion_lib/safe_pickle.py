@@ -34,6 +34,11 @@ TRUST_FIX = (
     "it as plain arrays (convert_motions.py on a trusted machine)"
 )
 
+TRUST_PICKLE_HELP = (
+    "unpickle PKL files without the allow-list; this runs any code the file names, so use it "
+    "only for files whose origin you trust"
+)
+
 
 class UntrustedPickleError(MotionDataError):
     """The PKL names a global that motion data never needs."""

@@ -47,6 +47,7 @@ class TrackingCommandCfg(CommandTermCfg):
     remove_key_prefixes: tuple[str, ...] = ()
     max_unique_motions: int | None = None
     max_resident_clips: int | None = None  # None -> min(num_envs, 1024)
+    trust_pickle: bool = False  # True: PKLs unpickled without the allow-list (trusted files only)
     # Start sampling.
     sampling_mode: Literal["adaptive", "uniform", "start"] = "adaptive"
     adaptive_bin_s: float = 1.0
@@ -112,6 +113,7 @@ class TrackingCommand(CommandTerm):
             max_unique_motions=cfg.max_unique_motions,
             max_resident_clips=cfg.max_resident_clips or min(self.num_envs, 1024),
             seed=int(env.cfg.seed or 0),
+            trust_pickle=cfg.trust_pickle,
         )
         self.sampler = AdaptiveBinSampler(
             self.motion.dataset_num_frames,
