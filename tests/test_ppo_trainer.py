@@ -322,7 +322,7 @@ def test_non_finite_rollout_skips_update(accelerator, caplog, what):
 
 
 class NaNLossTrainer(TRLPPOTrainer):
-    def extra_losses(self, batch, aux):
+    def extra_losses(self, batch, aux, action_mean):
         # NaN through a parameter, so the gradients (not just the loss value) are NaN.
         nan = self.actor.std.sum() * float("nan")
         return nan, {"nan": nan}

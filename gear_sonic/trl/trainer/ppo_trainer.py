@@ -53,9 +53,9 @@ class PolicyAndValue(nn.Module):
         self.critic = critic
 
     def forward(self, obs: Mapping, actions: torch.Tensor):
-        """-> log_prob (B,), entropy (B,), std (B, A), aux (TokenOutput or None), values (B,)."""
-        log_prob, entropy, _, std, aux = self.actor.evaluate(obs, actions)
-        return log_prob, entropy, std, aux, self.critic(obs).squeeze(-1)
+        """-> log_prob (B,), entropy (B,), mean (B, A), aux (TokenOutput or None), values (B,)."""
+        log_prob, entropy, mean, _, aux = self.actor.evaluate(obs, actions)
+        return log_prob, entropy, mean, aux, self.critic(obs).squeeze(-1)
 
 
 class TRLPPOTrainer:
@@ -205,8 +205,11 @@ class TRLPPOTrainer:
         self.storage.advantages = ((adv - mean) / (std + 1e-8)).float()
 
     # ---------------------------------------------------------------- update
-    def extra_losses(self, batch: MiniBatch, aux) -> tuple[torch.Tensor | float, dict]:
-        """Hook for losses added to PPO: -> (weighted total, {name: unweighted value})."""
+    def extra_losses(
+        self, batch: MiniBatch, aux, action_mean: torch.Tensor
+    ) -> tuple[torch.Tensor | float, dict]:
+        """Hook for losses added to PPO, given the update's own forward pass (the backbone's aux
+        output and the Gaussian mean): -> (weighted total, {name: unweighted value})."""
         return 0.0, {}
 
     def update(self) -> dict[str, float]:
@@ -218,7 +221,7 @@ class TRLPPOTrainer:
         num_batches = cfg.num_learning_epochs * cfg.num_mini_batches
         batches = self.storage.mini_batch_generator(cfg.num_mini_batches, cfg.num_learning_epochs)
         for i, batch in enumerate(batches):
-            log_prob, entropy, _, aux, values = self.model(batch.obs, batch.actions)
+            log_prob, entropy, action_mean, aux, values = self.model(batch.obs, batch.actions)
             log_ratio = log_prob - batch.old_log_probs
             ratio = log_ratio.exp()
             adv = batch.advantages
@@ -231,7 +234,7 @@ class TRLPPOTrainer:
                 value_loss = torch.max(value_loss, (clipped - batch.returns).square())
             value_loss = value_loss.mean()
             entropy = entropy.mean()
-            extra, extra_terms = self.extra_losses(batch, aux)
+            extra, extra_terms = self.extra_losses(batch, aux, action_mean)
             loss = surrogate + cfg.value_loss_coef * value_loss - cfg.entropy_coef * entropy
             loss = loss + extra
 

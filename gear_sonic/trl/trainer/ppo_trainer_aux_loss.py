@@ -20,7 +20,8 @@ from gear_sonic.trl.trainer.rollout_storage import MiniBatch
 
 class TRLAuxLossPPOTrainer(TRLPPOTrainer):
     """The aux losses read the TokenOutput of the same forward pass that scores the actions,
-    so they cost no extra backbone call; each unweighted term is logged as `loss/<name>`."""
+    so they cost no extra backbone call; each unweighted term is logged as `loss/<name>`. The
+    optional BC loss pulls that pass's Gaussian mean, whatever the actor's backbone."""
 
     def __init__(
         self,
@@ -41,7 +42,9 @@ class TRLAuxLossPPOTrainer(TRLPPOTrainer):
         if bc_loss is not None:
             bc_loss.bind(env)
 
-    def extra_losses(self, batch: MiniBatch, aux) -> tuple[torch.Tensor | float, dict]:
+    def extra_losses(
+        self, batch: MiniBatch, aux, action_mean: torch.Tensor
+    ) -> tuple[torch.Tensor | float, dict]:
         total, terms = 0.0, {}
         if self.aux_losses.terms:
             if not isinstance(aux, TokenOutput):
@@ -50,8 +53,9 @@ class TRLAuxLossPPOTrainer(TRLPPOTrainer):
                     f"(e.g. UniversalTokenModule); got {type(aux).__name__} from Actor.evaluate"
                 )
             total, terms = self.aux_losses(aux, batch.obs)
-        if self.bc_loss is not None and isinstance(aux, TokenOutput):
-            weighted, raw = self.bc_loss(aux.action_mean, batch.obs, self.iteration)
+        if self.bc_loss is not None:
+            # The Gaussian mean of any actor (token model or plain MLP) is what BC pulls.
+            weighted, raw = self.bc_loss(action_mean, batch.obs, self.iteration)
             total = total + weighted
             terms = {**terms, "teacher_bc": raw}
         return total, terms
