@@ -1,4 +1,5 @@
-"""The high-gain reference teacher (observation group teacher_obs) that the CPU demo clones."""
+"""The high-gain reference teacher (gear_sonic/trl/losses/teachers.py, computed by the env as the
+observation group teacher_obs) that the CPU demo clones."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import pytest
 import torch
 
 from gear_sonic.envs import create_manager_env
+from gear_sonic.envs.manager_env.builder import build_env_cfg
+from gear_sonic.envs.manager_env.mdp import observations
+from gear_sonic.envs.manager_env.terms import EnvConfigError, resolve_function
+from gear_sonic.trl.losses import teachers
 from tests.conftest import CPU_PRESET, EXACT_RESET, compose_config
 
 TEACHER = "manager_env.observations.teacher_obs.terms.action.params"
@@ -23,6 +28,16 @@ def steps_until_failure(env, act, max_steps: int) -> int:
         if (done & ~extras["time_outs"]).any():
             return step
     return max_steps
+
+
+def test_teacher_lives_beside_the_bc_loss_not_among_observations():
+    env_cfg = build_env_cfg(compose_config(CPU_PRESET).manager_env, num_envs=2)
+    term = env_cfg.observations["teacher_obs"].terms["action"]
+    assert term.func is teachers.high_gain_reference_action
+    assert not hasattr(observations, "high_gain_reference_action")
+    assert "actor_obs" in env_cfg.observations  # the policy's groups are untouched
+    with pytest.raises(EnvConfigError, match=r"teacher_obs.*cannot import 'gear_sonic.trl.nope'"):
+        resolve_function("gear_sonic.trl.nope.teacher", "observations", "teacher_obs.func")
 
 
 @pytest.fixture(scope="module")

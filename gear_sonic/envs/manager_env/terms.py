@@ -1,12 +1,14 @@
 """YAML term entries -> mjlab term configs, with errors that name the YAML key.
 
 A term is written as `{func: <name>, params: {...}, ...}`. Names are looked up in our `mdp`
-modules first, then in mjlab's stock terms; `dr.<name>` names mjlab's domain randomisation.
+modules first, then in mjlab's stock terms; `dr.<name>` names mjlab's domain randomisation, and a
+dotted path (`package.module.name`) a term that lives elsewhere (e.g. the BC teachers).
 Params are checked against the function signature before mjlab ever sees them.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from types import ModuleType
@@ -46,6 +48,12 @@ def resolve_function(name: Any, kind: str, key: str) -> Callable:
         raise EnvConfigError(f"{key}.func must be a function name, got {name!r}")
     if name.startswith("dr."):
         modules, attr = (mjlab_dr,), name[3:]
+    elif "." in name:
+        module_name, _, attr = name.rpartition(".")
+        try:
+            modules = (importlib.import_module(module_name),)
+        except ImportError as err:
+            raise EnvConfigError(f"{key}.func: cannot import {module_name!r} ({err})") from None
     else:
         modules, attr = SEARCH_MODULES[kind], name
     for module in modules:

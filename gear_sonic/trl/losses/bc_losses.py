@@ -1,7 +1,7 @@
 """Behaviour cloning toward a teacher action computed by the env, fading to zero.
 
-The teacher is an observation group of the env (default `teacher_obs`, one flat action-sized
-term such as `high_gain_reference_action`) that only this loss reads. The rollout storage keeps
+The teacher (teachers.py) runs in the env as an observation group (default `teacher_obs`, one
+flat action-sized term such as `high_gain_reference_action`) that only this loss reads. The rollout storage keeps
 it with every other group, so the target belongs to the state the student actually visited
 (DAgger-style: no teacher rollouts). The weight falls linearly from `coef` to 0 over
 `decay_iterations`, after which PPO alone owns the policy.

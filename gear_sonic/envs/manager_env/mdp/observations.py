@@ -18,7 +18,6 @@ from mjlab.utils.lab_api.math import (
     quat_mul,
 )
 
-from gear_sonic.envs.manager_env.mdp.actions import raw_actions_for_targets
 from gear_sonic.utils.rotations import rotation_6d, rotation_6d_from_matrix, smpl_root_rotation
 
 if TYPE_CHECKING:
@@ -148,38 +147,3 @@ def joint_pos_multi_future_wrist_for_smpl(env: ManagerBasedRlEnv, command_name: 
     """Wrist joint targets at the SMPL future frames (SMPL has no wrist twist), (N, frames, 6)."""
     return _command(env, command_name).smpl_future_wrist_pos
 
-
-# ---------------------------------------------------------------- teacher actions (behaviour cloning)
-class high_gain_reference_action:  # noqa: N801 - mjlab looks terms up by function-style names
-    """Teacher action: replay the reference through stiffer virtual PD gains, in the action's units.
-
-    target = q_ref + m * (gain * (q_ref - q) - damping * (qd - qd_ref)), where m selects
-    `joint_names`. SONIC's gains (ankles 28.5 N m/rad) are far below the ~240 N m/rad a standing G1
-    needs, so a plain replay of the reference tips over within about half a second; amplifying the
-    tracking error on the legs and waist through the targets emulates stiffer joints at 50 Hz. The
-    result is a crude but real balance teacher for `bc_loss/teacher_action` (measured numbers in
-    the sonic_cpu preset). Only the loss reads it; the policy never sees this group.
-    """
-
-    def __init__(self, cfg, env: ManagerBasedRlEnv):
-        params = cfg.params
-        cmd = _command(env, params["command_name"])
-        ids, _ = cmd.robot.find_joints(list(params["joint_names"]))
-        self.mask = torch.zeros(cmd.robot.num_joints, device=env.device)
-        self.mask[ids] = 1.0
-
-    def __call__(
-        self,
-        env: ManagerBasedRlEnv,
-        command_name: str,
-        action_name: str,
-        gain: float,
-        damping: float,
-        joint_names: list[str],
-    ) -> torch.Tensor:
-        cmd = _command(env, command_name)
-        term = env.action_manager.get_term(action_name)
-        data = cmd.robot.data
-        feedback = gain * (cmd.ref_joint_pos - data.joint_pos) - damping * (data.joint_vel - cmd.ref_joint_vel)
-        target = cmd.ref_joint_pos + self.mask * feedback
-        return raw_actions_for_targets(term, target, cmd.ref_joint_pos)
