@@ -247,7 +247,7 @@ def _loss_case(name: str, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor):
     fields = dict(action_mean=torch.zeros(num, NUM_ACTIONS), tokens=a, latents={}, latent_masks={},
                   codes=None, g1_recon=None, reencoded_g1_latent=None, reencoded_mask=None)
     if name == "g1_recon":
-        fields["g1_recon"] = a
+        fields["g1_recon"] = {"command_multi_future_nonflat": a}
     elif name == "reencoded_smpl_g1_latent":
         fields.update(latents={"g1": b}, latent_masks={"g1": all_rows}, reencoded_g1_latent=a,
                       reencoded_mask=mask)
@@ -291,6 +291,51 @@ def test_aux_loss_set_on_module_output():
     assert latent_distance(out.tokens, out.tokens, "mse").abs().max() == 0
     with pytest.raises(ValueError, match="unknown aux loss"):
         AuxLossSet({"g1_recon_typo": {"coef": 1.0}})
+
+
+G1_TERMS = ("command_multi_future_nonflat", "motion_anchor_ori_b_mf_nonflat")
+
+
+def test_g1_kin_reconstructs_joints_and_anchor_orientation():
+    """SONIC's g1_kin: tokens -> 10 x (58 + 6), and g1_recon compares both parts."""
+    module = make_module()
+    obs = make_obs()
+    out = module(obs)
+    assert {t: tuple(r.shape) for t, r in out.g1_recon.items()} == {
+        G1_TERMS[0]: (6, 10, 58), G1_TERMS[1]: (6, 10, 6)}
+    head = [m for m in module.decoders["g1_kin"].modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert head.out_features == 10 * 64
+    loss = AUX_LOSSES["g1_recon"]
+    exact = {"tokenizer_obs": {t: out.g1_recon[t].detach() for t in G1_TERMS}}
+    assert loss(out, exact, "mse") < 1e-12
+    wrong_anchor = {"tokenizer_obs": dict(exact["tokenizer_obs"])}
+    wrong_anchor["tokenizer_obs"][G1_TERMS[1]] = exact["tokenizer_obs"][G1_TERMS[1]] + 1.0
+    assert torch.isclose(loss(out, wrong_anchor, "mse"), torch.tensor(6 / 64))  # 6 of 64 per frame
+    loss(out, wrong_anchor, "mse").backward()
+    assert head.weight.grad.abs().sum() > 0
+
+
+def test_reencoding_feeds_the_reconstruction_not_the_true_anchor():
+    module = make_module()
+    obs = make_obs()
+    out = module(obs)
+    mask = out.reencoded_mask
+    # By hand: the g1 encoder on both reconstructed parts, on the smpl+g1 rows.
+    expected = module.encoders["g1"]({t: out.g1_recon[t][mask] for t in G1_TERMS})
+    torch.testing.assert_close(out.reencoded_g1_latent[mask], expected)
+    # The true anchor orientation must not leak in: changing it leaves the re-encoding alone
+    # (smpl drives these rows' tokens, so g1_kin's output does not move either).
+    obs["tokenizer_obs"][G1_TERMS[1]] = obs["tokenizer_obs"][G1_TERMS[1]] + 5.0
+    moved = module(obs)
+    torch.testing.assert_close(moved.reencoded_g1_latent, out.reencoded_g1_latent)
+    assert not torch.allclose(moved.latents["g1"][mask], out.latents["g1"][mask])
+
+
+def test_g1_kin_needs_per_frame_g1_inputs():
+    encoders = {**ENCODERS, "g1": {**ENCODERS["g1"], "input_terms": ["motion_anchor_ori_b"]}}
+    encoders["g1"].pop("num_input_temporal_dims")
+    with pytest.raises(ValueError, match=r"g1_kin reconstructs.*motion_anchor_ori_b"):
+        make_module(encoders=encoders)
 
 
 # ---------------------------------------------------------------- actor and critic
@@ -375,6 +420,8 @@ def test_release_config_has_sonic_sizes():
     assert backbone.num_tokens * backbone.token_dim == 64 and set(backbone.fsq_levels) == {32}
     assert backbone.decoders["g1_dyn"].mlp[0].in_features == 994
     out = backbone(make_obs())
-    assert out.action_mean.shape == (6, NUM_ACTIONS) and out.g1_recon.shape == (6, 10, 58)
+    assert out.action_mean.shape == (6, NUM_ACTIONS)
+    assert {t: r.shape for t, r in out.g1_recon.items()} == {
+        "command_multi_future_nonflat": (6, 10, 58), "motion_anchor_ori_b_mf_nonflat": (6, 10, 6)}
     half = 16
     assert torch.allclose(out.tokens * half, (out.tokens * half).round())

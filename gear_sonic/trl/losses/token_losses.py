@@ -2,8 +2,9 @@
 
 All latent losses compare pre-quantization latents of two encoders on the rows where both ran,
 so the g1, teleop and smpl encoders learn to map the same motion to the same latent. Both sides
-receive gradients. The reconstruction loss asks g1_kin to recover the G1 reference from the
-tokens, whichever encoder produced them. A loss with no valid rows is an exact zero that still
+receive gradients. The reconstruction loss asks g1_kin to recover the G1 reference (every term the
+g1 encoder reads: future joints and future anchor orientations) from the tokens, whichever
+encoder produced them. A loss with no valid rows is an exact zero that still
 belongs to the graph, so it can be summed and back-propagated without NaNs.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from gear_sonic.trl.modules.universal_token_modules import G1_REFERENCE_TERM, TokenOutput
+from gear_sonic.trl.modules.universal_token_modules import TokenOutput
 
 LOSS_TYPES = ("mse", "l1", "huber", "cosine")
 
@@ -48,11 +49,13 @@ def _latent(out: TokenOutput, name: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def g1_recon_loss(out: TokenOutput, obs: Mapping, kind: str) -> torch.Tensor:
-    """g1_kin(tokens) vs the G1 future reference, over all rows."""
+    """g1_kin(tokens) vs every reconstructed G1 reference term, joined per frame, over all rows."""
     if out.g1_recon is None:
         raise ValueError("g1_recon loss needs a g1_kin decoder and compute_aux=True")
-    target = obs["tokenizer_obs"][G1_REFERENCE_TERM]
-    return masked_mean(latent_distance(out.g1_recon, target, kind))
+    names = list(out.g1_recon)
+    recon = torch.cat([out.g1_recon[t] for t in names], dim=-1)
+    target = torch.cat([obs["tokenizer_obs"][t] for t in names], dim=-1)
+    return masked_mean(latent_distance(recon, target, kind))
 
 
 LossFn = Callable[[TokenOutput, Mapping, str], torch.Tensor]

@@ -5,8 +5,9 @@ into `num_tokens` latents of `token_dim = len(fsq_levels)`. The env's multi-hot 
 says which encoders are active per env; an encoder runs only on its active rows. The active
 encoder with the highest priority (smpl > teleop > g1) provides the latent that is quantized by
 FSQ and, with the proprioception, decoded into actions by `g1_dyn`. During training `g1_kin`
-decodes the tokens back into G1 reference frames, and the g1 encoder re-encodes that
-reconstruction, which gives the auxiliary losses their inputs (see `trl/losses/token_losses.py`).
+decodes the tokens back into the g1 encoder's inputs (as in SONIC: the future joint reference
+and the future anchor orientations), and the g1 encoder re-encodes that reconstruction, which
+gives the auxiliary losses their inputs (see `trl/losses/token_losses.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from vector_quantize_pytorch import FSQ
 
 from gear_sonic.trl.modules.base_module import BaseModule, as_shape
 
-# The G1 reference that g1_kin reconstructs and that the re-encoding substitutes.
+# What g1_kin reconstructs when there is no g1 encoder; otherwise it reconstructs every input of
+# the g1 encoder, so the re-encoding sees only reconstructed values.
 G1_REFERENCE_TERM = "command_multi_future_nonflat"
 RESIDUAL_MODES = ("post_quantization", "pre_quantization", "pre_quantization_replace")
 ENCODER_KEYS = {"input_terms", "hidden_dims", "activation", "num_input_temporal_dims"}
@@ -41,7 +43,7 @@ class TokenOutput:
     latents: dict[str, torch.Tensor]
     latent_masks: dict[str, torch.Tensor]
     codes: torch.Tensor | None
-    g1_recon: torch.Tensor | None
+    g1_recon: dict[str, torch.Tensor] | None  # tokenizer term -> (N, frames, term dim)
     reencoded_g1_latent: torch.Tensor | None
     reencoded_mask: torch.Tensor | None
 
@@ -79,6 +81,20 @@ def _check_keys(kind: str, name: str, spec: Mapping, allowed: set[str]) -> dict:
     return dict(spec)
 
 
+def _per_frame_terms(
+    terms: Sequence[str], tokenizer_shapes: Mapping[str, tuple[int, ...]]
+) -> tuple[dict[str, int], int]:
+    """{term: per-frame width} and the shared frame count of terms that g1_kin reconstructs."""
+    shapes = {t: tokenizer_shapes.get(t) for t in terms}
+    bad = {t: s for t, s in shapes.items() if s is None or len(s) != 2}
+    if bad or len({s[0] for s in shapes.values()}) != 1:
+        raise ValueError(
+            f"g1_kin reconstructs the g1 encoder's inputs {list(terms)}, which must all be "
+            f"tokenizer_obs terms of shape (frames, dim) with the same frames; got {shapes}"
+        )
+    return {t: s[1] for t, s in shapes.items()}, next(iter(shapes.values()))[0]
+
+
 class UniversalTokenModule(nn.Module):
     """Encoders + FSQ + decoders. `forward(obs) -> TokenOutput`.
 
@@ -86,7 +102,8 @@ class UniversalTokenModule(nn.Module):
         read from `obs["tokenizer_obs"]`.
     decoders: {"g1_dyn": {...}, "g1_kin": {...}} with {input_terms, hidden_dims, activation};
         input terms may name "tokens" (num_tokens x token_dim), a top-level group ("actor_obs")
-        or a tokenizer term. g1_dyn outputs the action mean; g1_kin (optional) the G1 reference.
+        or a tokenizer term. g1_dyn outputs the action mean; g1_kin (optional) reconstructs the
+        g1 encoder's input terms (per-frame terms with a shared frame count).
     encoder_names: the column order of `encoder_index`.
     priority: which active encoder drives the action, highest first; rows with no active
         encoder fall back to the lowest-priority one.
@@ -155,11 +172,13 @@ class UniversalTokenModule(nn.Module):
             output_dim=num_actions,
             **_check_keys("decoder", "g1_dyn", decoders["g1_dyn"], DECODER_KEYS),
         )
+        self.recon_terms: dict[str, int] = {}  # term -> per-frame width of g1_kin's output
         if "g1_kin" in decoders:
-            frames, frame_dim = tokenizer_shapes[G1_REFERENCE_TERM]
+            g1_inputs = encoders["g1"]["input_terms"] if "g1" in encoders else [G1_REFERENCE_TERM]
+            self.recon_terms, frames = _per_frame_terms(g1_inputs, tokenizer_shapes)
             self.decoders["g1_kin"] = BaseModule(
                 obs_shapes_of_group=decoder_shapes,
-                output_dim=frame_dim,
+                output_dim=sum(self.recon_terms.values()),
                 num_output_temporal_dims=frames,
                 **_check_keys("decoder", "g1_kin", decoders["g1_kin"], DECODER_KEYS),
             )
@@ -223,7 +242,7 @@ class UniversalTokenModule(nn.Module):
 
         g1_recon = reencoded = reencoded_mask = None
         if compute_aux and "g1_kin" in self.decoders:
-            g1_recon = self.decoders["g1_kin"](decoder_obs)
+            g1_recon = self.reconstruct_g1(decoder_obs)
             if "g1" in latents and "smpl" in latents:
                 reencoded_mask = masks["smpl"] & masks["g1"]
                 reencoded = self.reencode_g1(g1_recon, tokenizer_obs, reencoded_mask)
@@ -287,14 +306,22 @@ class UniversalTokenModule(nn.Module):
         tokens, codes = self.quantize(latent)
         return tokens + residual, codes
 
+    def reconstruct_g1(self, decoder_obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """g1_kin's output split into its terms: name -> (N, frames, term dim)."""
+        frames = self.decoders["g1_kin"](decoder_obs)
+        parts = frames.split(list(self.recon_terms.values()), dim=-1)
+        return dict(zip(self.recon_terms, parts))
+
     def reencode_g1(
-        self, g1_recon: torch.Tensor, tokenizer_obs: Mapping[str, torch.Tensor], mask: torch.Tensor
+        self,
+        g1_recon: Mapping[str, torch.Tensor],
+        tokenizer_obs: Mapping[str, torch.Tensor],
+        mask: torch.Tensor,
     ) -> torch.Tensor:
-        """The g1 encoder applied to g1_kin's reconstruction, on the rows of `mask`."""
+        """The g1 encoder applied to g1_kin's reconstruction (all of its inputs), on `mask` rows."""
         encoder = self.encoders["g1"]
         rows = mask.nonzero(as_tuple=True)[0]
-        inputs = {t: tokenizer_obs[t].index_select(0, rows) for t in encoder.input_terms}
-        inputs[G1_REFERENCE_TERM] = g1_recon.index_select(0, rows)
+        inputs = {t: g1_recon[t].index_select(0, rows) for t in encoder.input_terms}
         return self._scatter_rows(encoder(inputs), rows, mask.shape[0])
 
     @staticmethod
