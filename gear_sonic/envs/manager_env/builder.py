@@ -36,6 +36,7 @@ from gear_sonic.envs.manager_env.terms import (
     to_tuples,
 )
 from gear_sonic.envs.wrapper import ManagerEnvWrapper
+from gear_sonic.sim import simulation_backend
 
 # Warp logs one line per (cached) kernel module at INFO, which Hydra's logging shows; keep it to
 # warnings unless MJLAB_WARP_QUIET=0 (see gear_sonic/__init__.py).
@@ -77,7 +78,10 @@ def create_manager_env(
     )
     print(f"[gear_sonic] building the env ({num_envs if num_envs is not None else cfg.num_envs} envs); the first run "
           "on a machine compiles warp kernels (about a minute on CPU)", flush=True)
-    env = ManagerBasedRlEnv(env_cfg, device=resolve_device(device or cfg.get("device")), render_mode=render_mode)
+    device = resolve_device(device or cfg.get("device"))
+    sim_conf = cfg.manager_env.config.get("sim") or {}
+    with simulation_backend(sim_conf.get("backend"), device, sim_conf.get("num_threads")):
+        env = ManagerBasedRlEnv(env_cfg, device=device, render_mode=render_mode)
     return ManagerEnvWrapper(env, action_clip=cfg.manager_env.config.action_clip_value)
 
 
