@@ -2,16 +2,23 @@
 
 Both envs track the same clip on the same device with the same random actions (so both see
 falls and resets); ours computes the larger SONIC observation set (actor 930, critic 1645,
-tokenizer dict) and the SONIC rewards. The last line is `ratio ours/mjlab: X.XX`.
+tokenizer dict) and the SONIC rewards. Both envs are built once, then timed in interleaved
+blocks ours/mjlab/ours/mjlab... so a noisy machine slows both sides of a pair alike. Each pair
+is printed; the last line is `ratio ours/mjlab: X.XX (spread A.AA-B.BB over N pairs)`, the median
+of the per-pair ratios and their min-max.
 
-    python scripts/benchmark_env.py --num-envs 64 [--device cpu] [--motion data/motions/<clip>.npz]
+    python scripts/benchmark_env.py --num-envs 64 [--pairs 3] [--device cpu] [--profile]
+
+`--profile` adds, per env, the milliseconds per step spent in physics and in each manager.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +32,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--device", default="auto", help="cpu, cuda:0 or auto")
     parser.add_argument("--motion", default=None, help="clip file (default: the first sample walking clip)")
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved ours/mjlab timing pairs (>= 1)")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 100 below 64 envs, else 40)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per block (default 100 below 64 envs, else 40)")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    parser.add_argument("--profile", action="store_true", help="print ms/step per manager for both envs")
+    args = parser.parse_args()
+    if args.pairs < 1:
+        parser.error("--pairs must be >= 1")
+    return args
 
 
 def default_clip() -> Path:
@@ -63,25 +75,28 @@ def write_mjlab_npz(clip: Path, out: Path) -> None:
     )
 
 
-def time_steps(step_fn, num_envs: int, num_actions: int, device: str, warmup: int, steps: int) -> float:
-    generator = torch.Generator(device=device).manual_seed(0)
+class Bench:
+    """One env under test: its step function and a fixed stream of random actions."""
 
-    def actions():
-        return torch.randn(num_envs, num_actions, device=device, generator=generator)
+    def __init__(self, name: str, env, step_fn, device: str, seed: int):
+        self.name, self.env, self.step_fn, self.device = name, env, step_fn, device
+        self.num_envs = env.num_envs
+        self.num_actions = env.action_manager.total_action_dim
+        self.generator = torch.Generator(device=device).manual_seed(seed)
 
-    for _ in range(warmup):
-        step_fn(actions())
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step_fn(actions())
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return num_envs * steps / (time.perf_counter() - start)
+    def run(self, steps: int) -> float:
+        """Step `steps` times; -> env-steps/s."""
+        sync = torch.cuda.synchronize if self.device.startswith("cuda") else (lambda: None)
+        sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            actions = torch.randn(self.num_envs, self.num_actions, device=self.device, generator=self.generator)
+            self.step_fn(actions)
+        sync()
+        return self.num_envs * steps / (time.perf_counter() - start)
 
 
-def bench_ours(clip: Path, num_envs: int, device: str, args) -> float:
+def build_ours(clip: Path, num_envs: int, device: str, seed: int) -> Bench:
     from hydra import compose, initialize_config_dir
 
     from gear_sonic.envs import create_manager_env
@@ -92,47 +107,114 @@ def bench_ours(clip: Path, num_envs: int, device: str, args) -> float:
             overrides=[
                 "+exp=manager/universal_token/all_modes/sonic_release",
                 f"manager_env.commands.motion.motion_file={clip}",
-                f"seed={args.seed}",
+                f"seed={seed}",
             ],
         )
-    env = create_manager_env(cfg, device=device, num_envs=num_envs)
-    rate = time_steps(env.step, num_envs, env.num_actions, device, args.warmup, args.steps)
-    env.close()
-    return rate
+    wrapper = create_manager_env(cfg, device=device, num_envs=num_envs)
+    return Bench("gear_sonic sonic_release", wrapper.env, wrapper.step, device, seed)
 
 
-def bench_mjlab(npz: Path, num_envs: int, device: str, args) -> float:
+def build_mjlab(npz: Path, num_envs: int, device: str, seed: int) -> Bench:
     from mjlab.envs import ManagerBasedRlEnv
     from mjlab.tasks.tracking.config.g1.env_cfgs import unitree_g1_flat_tracking_env_cfg
 
     cfg = unitree_g1_flat_tracking_env_cfg()
     cfg.commands["motion"].motion_file = str(npz)
     cfg.scene.num_envs = num_envs
-    cfg.seed = args.seed
+    cfg.seed = seed
     env = ManagerBasedRlEnv(cfg, device=device)
     env.reset()
-    num_actions = env.action_manager.total_action_dim
-    rate = time_steps(env.step, num_envs, num_actions, device, args.warmup, args.steps)
-    env.close()
-    return rate
+    return Bench("mjlab Tracking-Flat-G1", env, env.step, device, seed)
 
 
+# ---------------------------------------------------------------- profiling
+PROFILED = {
+    "physics (sim.step)": ("sim", "step"),
+    "forward (sim.forward)": ("sim", "forward"),
+    "actions": ("action_manager", "process_action"),
+    "command": ("command_manager", "compute"),
+    "observations": ("observation_manager", "compute"),
+    "rewards": ("reward_manager", "compute"),
+    "terminations": ("termination_manager", "compute"),
+    "metrics": ("metrics_manager", "compute"),
+    "events": ("event_manager", "apply"),
+    "resets (_reset_idx)": (None, "_reset_idx"),
+}
+
+
+def profile(bench: Bench, steps: int) -> dict[str, float]:
+    """ms per env step in physics and in each manager (timers wrapped around their methods)."""
+    totals: dict[str, float] = defaultdict(float)
+    originals = []
+    sync = torch.cuda.synchronize if bench.device.startswith("cuda") else (lambda: None)
+
+    def timed(label, fn):
+        def wrapper(*args, **kwargs):
+            sync()
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            sync()
+            totals[label] += time.perf_counter() - start
+            return out
+
+        return wrapper
+
+    for label, (owner_name, method) in PROFILED.items():
+        owner = bench.env if owner_name is None else getattr(bench.env, owner_name)
+        originals.append((owner, method, owner.__dict__.get(method)))
+        setattr(owner, method, timed(label, getattr(owner, method)))
+    start = time.perf_counter()
+    try:
+        bench.run(steps)
+    finally:
+        for owner, method, original in originals:
+            if original is None:
+                delattr(owner, method)
+            else:
+                setattr(owner, method, original)
+    totals["total step"] = time.perf_counter() - start
+    return {label: 1000.0 * seconds / steps for label, seconds in totals.items()}
+
+
+def print_profile(benches: list[Bench], steps: int) -> None:
+    rows = [profile(bench, steps) for bench in benches]
+    labels = [*PROFILED, "total step"]
+    print(f"ms per env step ({steps} steps; nested timers: resets include a forward)")
+    print(f"{'':24s}" + "".join(f"{b.name:>26s}" for b in benches))
+    for label in labels:
+        print(f"{label:24s}" + "".join(f"{row.get(label, 0.0):26.2f}" for row in rows))
+
+
+# ---------------------------------------------------------------- main
 def main() -> None:
     args = parse_args()
     from gear_sonic.envs.manager_env.builder import resolve_device
 
     device = resolve_device(args.device)
-    args.steps = args.steps or (100 if args.num_envs < 64 else 40)
+    steps = args.steps or (100 if args.num_envs < 64 else 40)
     clip = Path(args.motion) if args.motion else default_clip()
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "mjlab_clip.npz"
         write_mjlab_npz(clip, npz)
-        mjlab_rate = bench_mjlab(npz, args.num_envs, device, args)
-        ours_rate = bench_ours(clip, args.num_envs, device, args)
-    print(f"clip {clip.name}, device {device}, num_envs {args.num_envs}, {args.steps} timed steps")
-    print(f"mjlab Mjlab-Tracking-Flat-Unitree-G1: {mjlab_rate:9.1f} env-steps/s")
-    print(f"gear_sonic sonic_release env:         {ours_rate:9.1f} env-steps/s")
-    print(f"ratio ours/mjlab: {ours_rate / mjlab_rate:.2f}")
+        mjlab = build_mjlab(npz, args.num_envs, device, args.seed)
+        ours = build_ours(clip, args.num_envs, device, args.seed)
+    for bench in (ours, mjlab):
+        bench.run(args.warmup)
+    if args.profile:
+        print_profile([ours, mjlab], steps)
+    print(f"clip {clip.name}, device {device}, num_envs {args.num_envs}, {steps} timed steps per block")
+    ratios = []
+    for pair in range(1, args.pairs + 1):
+        ours_rate = ours.run(steps)
+        mjlab_rate = mjlab.run(steps)
+        ratios.append(ours_rate / mjlab_rate)
+        print(f"pair {pair}: ours {ours_rate:8.1f}  mjlab {mjlab_rate:8.1f} env-steps/s  ratio {ratios[-1]:.2f}")
+    for bench in (ours, mjlab):
+        bench.env.close()
+    print(
+        f"ratio ours/mjlab: {statistics.median(ratios):.2f} "
+        f"(spread {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} pairs)"
+    )
 
 
 if __name__ == "__main__":

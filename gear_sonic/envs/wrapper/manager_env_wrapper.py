@@ -96,10 +96,13 @@ class ManagerEnvWrapper:
             self.command(name).load_state_dict(term_state)
 
     def resample_motions(self, command_name: str = "motion") -> None:
-        """Draw a new resident clip subset and restart every env on it."""
+        """Draw a new resident clip subset and restart every env on it.
+
+        The restart is a full env reset: fresh start frames on the new clips, episode counters at
+        zero, observation history and last actions cleared, as at the start of training.
+        """
         self.command(command_name).resample_resident_clips()
-        self.env.sim.forward()
-        self._obs = self.env.observation_manager.compute(update_history=False)
+        self._obs, _ = self.env.reset()
 
     def close(self) -> None:
         self.env.close()

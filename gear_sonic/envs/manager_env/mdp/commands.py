@@ -36,6 +36,17 @@ if TYPE_CHECKING:
 _POSE_KEYS = ("x", "y", "z", "roll", "pitch", "yaw")
 
 
+def tracking_command(env: ManagerBasedRlEnv, command_name: str) -> TrackingCommand:
+    """The env's tracking command term called `command_name` (what every MDP term reads)."""
+    term = env.command_manager.get_term(command_name)
+    if not isinstance(term, TrackingCommand):
+        raise TypeError(
+            f"command_name={command_name!r} is a {type(term).__name__}, not a tracking command: "
+            "point the term's params.command_name at the `type: tracking` entry of manager_env.commands"
+        )
+    return term
+
+
 @dataclass(kw_only=True)
 class TrackingCommandCfg(CommandTermCfg):
     motion_file: str
@@ -84,7 +95,6 @@ class TrackingCommand(CommandTerm):
 
     def __init__(self, cfg: TrackingCommandCfg, env: ManagerBasedRlEnv):
         super().__init__(cfg, env)
-        self._env = env
         self.robot: Entity = env.scene[cfg.entity_name]
         if cfg.anchor_body_name not in cfg.body_names:
             raise ValueError(
@@ -96,6 +106,7 @@ class TrackingCommand(CommandTerm):
         self.anchor_index = self.body_names.index(cfg.anchor_body_name)
         self._sim_data = env.sim.data
         self._global_body_ids = self.robot.indexing.body_ids[self.body_ids]
+        self._global_anchor_id = int(self._global_body_ids[self.anchor_index])
         self._root_body_id = self.robot.indexing.root_body_id
         self.vr_index = torch.tensor([self.body_names.index(n) for n in cfg.vr_body_names], device=self.device)
         self.vr_offsets = torch.tensor(cfg.vr_body_offsets, dtype=torch.float, device=self.device)
@@ -127,13 +138,21 @@ class TrackingCommand(CommandTerm):
         self.encoder_probs = torch.tensor(list(cfg.encoder_sample_probs.values()), dtype=torch.float, device=self.device)
         self.future_offsets = self._frame_offsets(cfg.num_future_frames, cfg.dt_future_frames, env.step_dt)
         self.smpl_future_offsets = self._frame_offsets(cfg.smpl_num_future_frames, cfg.smpl_dt_future_frames, env.step_dt)
+        # Frame offsets of one reference query: now, G1 future frames, SMPL future frames.
+        self._query_offsets = torch.cat(
+            [torch.zeros(1, dtype=torch.long), self.future_offsets, self.smpl_future_offsets]
+        ).to(self.device)
+        self._future_rows = slice(1, 1 + len(self.future_offsets))
+        self._smpl_rows = slice(1 + len(self.future_offsets), None)
 
         n = self.num_envs
         self.clip_slot = torch.zeros(n, dtype=torch.long, device=self.device)
         self.frame = torch.zeros(n, dtype=torch.long, device=self.device)
         self.encoder_mask = torch.zeros(n, len(self.encoder_names), device=self.device)
         self.encoder_mask[:, 0] = 1.0
-        self._hold = torch.zeros(n, dtype=torch.bool, device=self.device)  # freshly reset: no advance
+        # Envs reset inside this env step keep their start frame at this step's command update.
+        self._hold = torch.zeros(n, dtype=torch.bool, device=self.device)
+        self._skip_failure_record = False  # set by resample_resident_clips for the restart
         for name in ("anchor_pos", "anchor_rot", "body_pos", "body_rot", "joint_pos", "joint_vel"):
             self.metrics[f"error_{name}"] = torch.zeros(n, device=self.device)
         self._refresh_reference()
@@ -178,38 +197,31 @@ class TrackingCommand(CommandTerm):
         return self.motion.clip_has_smpl[self.clip_slot]
 
     def _refresh_reference(self) -> None:
-        origins = self._env.scene.env_origins
-        now = self.motion.state_at_frames(self.clip_slot, self.frame)
-        self.ref_joint_pos = now.joint_pos
-        self.ref_joint_vel = now.joint_vel
-        self.ref_body_pos_w = now.body_pos_w + origins[:, None, :]
-        self.ref_body_quat_w = now.body_quat_w
-        self.ref_body_lin_vel_w = now.body_lin_vel_w
-        self.ref_body_ang_vel_w = now.body_ang_vel_w
-        self.ref_smpl_joints_w = now.smpl_joints + origins[:, None, :]
-
-        slots = self.clip_slot[:, None]
-        future = self.motion.state_at_frames(
-            slots.expand(-1, len(self.future_offsets)), self.frame[:, None] + self.future_offsets.to(self.device)
-        )
-        self.future_joint_pos = future.joint_pos  # (N, F, J)
-        self.future_joint_vel = future.joint_vel
-        self.future_anchor_quat_w = future.body_quat_w[:, :, self.anchor_index]  # (N, F, 4)
-        smpl_future = self.motion.state_at_frames(
-            slots.expand(-1, len(self.smpl_future_offsets)),
-            self.frame[:, None] + self.smpl_future_offsets.to(self.device),
-        )
-        self.smpl_future_joints_w = smpl_future.smpl_joints  # (N, Fs, 24, 3), motion frame
-        self.smpl_future_wrist_pos = smpl_future.joint_pos[:, :, self.wrist_joint_ids]
+        # One motion-library query for the current frame, the G1 future frames and the SMPL
+        # future frames (three separate queries cost three times the gathers).
+        state = self.motion.state_at_frames(self.clip_slot[:, None], self.frame[:, None] + self._query_offsets)
+        origins = self._env.scene.env_origins[:, None, :]
+        now, future, smpl = 0, self._future_rows, self._smpl_rows
+        self.ref_joint_pos = state.joint_pos[:, now]
+        self.ref_joint_vel = state.joint_vel[:, now]
+        self.ref_body_pos_w = state.body_pos_w[:, now] + origins
+        self.ref_body_quat_w = state.body_quat_w[:, now]
+        self.ref_body_lin_vel_w = state.body_lin_vel_w[:, now]
+        self.ref_body_ang_vel_w = state.body_ang_vel_w[:, now]
+        self.future_joint_pos = state.joint_pos[:, future]  # (N, F, J)
+        self.future_joint_vel = state.joint_vel[:, future]
+        self.future_anchor_quat_w = state.body_quat_w[:, future, self.anchor_index]  # (N, F, 4)
+        self.smpl_future_joints_w = state.smpl_joints[:, smpl]  # (N, Fs, 24, 3), motion frame
+        self.smpl_future_wrist_pos = state.joint_pos[:, smpl][:, :, self.wrist_joint_ids]
         self._update_relative_bodies()
 
     def _update_relative_bodies(self) -> None:
         """Reference bodies moved onto the robot: anchor xy and heading from the robot, z from the
         reference, so body rewards judge the pose and not the drift."""
-        ref_anchor_pos = self.ref_body_pos_w[:, self.anchor_index]
-        ref_anchor_quat = self.ref_body_quat_w[:, self.anchor_index]
-        robot_anchor_pos = self.robot_body_pos_w[:, self.anchor_index]
-        robot_anchor_quat = self.robot_body_quat_w[:, self.anchor_index]
+        ref_anchor_pos = self.ref_anchor_pos_w
+        ref_anchor_quat = self.ref_anchor_quat_w
+        robot_anchor_pos = self.robot_anchor_pos_w
+        robot_anchor_quat = self.robot_anchor_quat_w
         delta_pos = robot_anchor_pos.clone()
         delta_pos[:, 2] = ref_anchor_pos[:, 2]
         delta_yaw = yaw_quat(quat_mul(robot_anchor_quat, quat_inv(ref_anchor_quat)))
@@ -220,8 +232,26 @@ class TrackingCommand(CommandTerm):
             delta_yaw_b, self.ref_body_pos_w - ref_anchor_pos[:, None, :]
         )
 
-    # Robot-side views used by the MDP terms. They gather only the tracked bodies straight from the
-    # simulator arrays: the entity's all-body properties cost several times more per call.
+    # ------------------------------------------------------------------ named views for the terms
+    # Reference side: ref_joint_pos / ref_joint_vel (N, J) and ref_body_pos_w / ref_body_quat_w /
+    # ref_body_lin_vel_w / ref_body_ang_vel_w (N, B, .) hold the reference at each env's frame in
+    # the world (env origins added), refreshed once per step; ref_body_pos_relative_w /
+    # ref_body_quat_relative_w are the same bodies moved onto the robot's anchor.
+    @property
+    def ref_anchor_pos_w(self) -> torch.Tensor:
+        return self.ref_body_pos_w[:, self.anchor_index]
+
+    @property
+    def ref_anchor_quat_w(self) -> torch.Tensor:
+        return self.ref_body_quat_w[:, self.anchor_index]
+
+    @property
+    def ref_anchor_height(self) -> torch.Tensor:
+        """Reference anchor height above the env's ground origin (N,)."""
+        return self.ref_body_pos_w[:, self.anchor_index, 2] - self._env.scene.env_origins[:, 2]
+
+    # Robot side. Tracked bodies are gathered straight from the simulator arrays: the entity's
+    # all-body properties cost several times more per call.
     @property
     def robot_body_pos_w(self) -> torch.Tensor:
         return self._sim_data.xpos[:, self._global_body_ids]
@@ -244,23 +274,34 @@ class TrackingCommand(CommandTerm):
     def robot_body_ang_vel_w(self) -> torch.Tensor:
         return self._robot_body_vel_w()[..., 3:]
 
+    @property
+    def robot_anchor_pos_w(self) -> torch.Tensor:
+        return self._sim_data.xpos[:, self._global_anchor_id]
+
+    @property
+    def robot_anchor_quat_w(self) -> torch.Tensor:
+        return self._sim_data.xquat[:, self._global_anchor_id]
+
+    @property
+    def robot_joint_pos(self) -> torch.Tensor:
+        return self.robot.data.joint_pos
+
+    @property
+    def robot_joint_vel(self) -> torch.Tensor:
+        return self.robot.data.joint_vel
+
     # ------------------------------------------------------------------ manager hooks
     def _update_metrics(self) -> None:
-        anchor = self.anchor_index
-        self.metrics["error_anchor_pos"] = torch.norm(
-            self.ref_body_pos_w[:, anchor] - self.robot_body_pos_w[:, anchor], dim=-1
-        )
-        self.metrics["error_anchor_rot"] = quat_error_magnitude(
-            self.ref_body_quat_w[:, anchor], self.robot_body_quat_w[:, anchor]
-        )
+        self.metrics["error_anchor_pos"] = torch.norm(self.ref_anchor_pos_w - self.robot_anchor_pos_w, dim=-1)
+        self.metrics["error_anchor_rot"] = quat_error_magnitude(self.ref_anchor_quat_w, self.robot_anchor_quat_w)
         self.metrics["error_body_pos"] = torch.norm(
             self.ref_body_pos_relative_w - self.robot_body_pos_w, dim=-1
         ).mean(-1)
         self.metrics["error_body_rot"] = quat_error_magnitude(
             self.ref_body_quat_relative_w, self.robot_body_quat_w
         ).mean(-1)
-        self.metrics["error_joint_pos"] = torch.norm(self.ref_joint_pos - self.robot.data.joint_pos, dim=-1)
-        self.metrics["error_joint_vel"] = torch.norm(self.ref_joint_vel - self.robot.data.joint_vel, dim=-1)
+        self.metrics["error_joint_pos"] = torch.norm(self.ref_joint_pos - self.robot_joint_pos, dim=-1)
+        self.metrics["error_joint_vel"] = torch.norm(self.ref_joint_vel - self.robot_joint_vel, dim=-1)
 
     def _resample_command(self, env_ids: torch.Tensor) -> None:
         self._record_failures(env_ids)
@@ -280,6 +321,9 @@ class TrackingCommand(CommandTerm):
         return self.encoder_names.index(name) if name in self.encoder_names else None
 
     def _record_failures(self, env_ids: torch.Tensor) -> None:
+        if self._skip_failure_record:
+            self._skip_failure_record = False
+            return
         if self.cfg.sampling_mode != "adaptive" or not hasattr(self._env, "termination_manager"):
             return
         failed = self._env.termination_manager.terminated[env_ids]
@@ -325,17 +369,22 @@ class TrackingCommand(CommandTerm):
         return sample_uniform(bounds[:, 0], bounds[:, 1], (num, 6), device=self.device)
 
     def _update_command(self, env_ids: torch.Tensor | None = None) -> None:
-        if env_ids is None:
-            advance = ~self._hold
-            self.frame += advance.long()
+        if env_ids is None:  # inside env.step: advance every env not reset during this step
+            self.frame += (~self._hold).long()
             self.frame.copy_(torch.minimum(self.frame, self.clip_num_frames - 1))
             self._hold.zero_()
             if self.cfg.sampling_mode == "adaptive":
                 self.sampler.record_step(self.dataset_clip_ids, self.frame)
+        else:  # env.reset(): the envs start at their sampled frame and advance from the next step
+            self._hold[env_ids] = False
         self._refresh_reference()
 
     def start_clips(self, env_ids: torch.Tensor, slots: torch.Tensor, frames: torch.Tensor) -> None:
-        """Put envs exactly on given resident clips and frames (replay, evaluation): no noise."""
+        """Put envs exactly on given resident clips and frames (replay, evaluation): no noise.
+
+        Called between env steps, so the next `env.step` advances these envs to `frames + 1`
+        like every other env; only resets inside a step hold their frame for that step.
+        """
         self.clip_slot[env_ids] = slots
         self.frame[env_ids] = frames
         state = self.motion.state_at_frames(slots, frames)
@@ -344,19 +393,21 @@ class TrackingCommand(CommandTerm):
         self.robot.write_joint_state_to_sim(state.joint_pos, state.joint_vel, env_ids=env_ids)
         self.robot.write_root_state_to_sim(root, env_ids=env_ids)
         self.robot.reset(env_ids=env_ids)
-        self._hold[env_ids] = True
+        self._hold[env_ids] = False
         self._env.sim.forward()
         self._refresh_reference()
 
     # ------------------------------------------------------------------ resident clips
     def resample_resident_clips(self) -> None:
-        """Draw a new resident clip subset (weighted by bin failure rates) and restart all envs."""
+        """Draw a new resident clip subset (weighted by bin failure rates).
+
+        Every env's clip slot now points into the new subset, so the caller must reset all envs
+        (`ManagerEnvWrapper.resample_motions` does): that reset starts them on the new clips.
+        The episodes it cuts short are not failures, so it records none.
+        """
         weights = self.sampler.clip_probabilities() if self.cfg.sampling_mode == "adaptive" else None
         self.motion.sample_resident(weights)
-        all_envs = torch.arange(self.num_envs, device=self.device)
-        self._sample_starts(all_envs)
-        self._write_reference_state(all_envs)
-        self._hold[:] = True
+        self._skip_failure_record = True
 
     # ------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict:

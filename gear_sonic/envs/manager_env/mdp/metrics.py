@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gear_sonic.envs.manager_env.mdp.observations import _command
+from gear_sonic.envs.manager_env.mdp.commands import tracking_command
 
 if TYPE_CHECKING:
     from mjlab.envs import ManagerBasedRlEnv
@@ -14,13 +14,13 @@ if TYPE_CHECKING:
 
 def body_pos_error_global(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Mean distance between reference and robot bodies in the world (g-MPJPE)."""
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     return torch.norm(cmd.ref_body_pos_w - cmd.robot_body_pos_w, dim=-1).mean(-1)
 
 
 def body_pos_error_local(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Mean distance of anchor-relative body positions (l-MPJPE, drift removed)."""
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     a = cmd.anchor_index
     ref = cmd.ref_body_pos_w - cmd.ref_body_pos_w[:, a : a + 1]
     robot = cmd.robot_body_pos_w - cmd.robot_body_pos_w[:, a : a + 1]
@@ -29,5 +29,5 @@ def body_pos_error_local(env: ManagerBasedRlEnv, command_name: str) -> torch.Ten
 
 def joint_pos_error(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Mean absolute joint angle error (rad)."""
-    cmd = _command(env, command_name)
-    return torch.abs(cmd.ref_joint_pos - cmd.robot.data.joint_pos).mean(-1)
+    cmd = tracking_command(env, command_name)
+    return torch.abs(cmd.ref_joint_pos - cmd.robot_joint_pos).mean(-1)

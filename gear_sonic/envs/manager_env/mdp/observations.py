@@ -18,6 +18,7 @@ from mjlab.utils.lab_api.math import (
     quat_mul,
 )
 
+from gear_sonic.envs.manager_env.mdp.commands import tracking_command
 from gear_sonic.utils.rotations import rotation_6d, rotation_6d_from_matrix, smpl_root_rotation
 
 if TYPE_CHECKING:
@@ -26,24 +27,16 @@ if TYPE_CHECKING:
     from gear_sonic.envs.manager_env.mdp.commands import TrackingCommand
 
 
-def _command(env: ManagerBasedRlEnv, command_name: str) -> TrackingCommand:
-    return env.command_manager.get_term(command_name)
-
-
-def _robot_anchor(cmd: TrackingCommand) -> tuple[torch.Tensor, torch.Tensor]:
-    return cmd.robot_body_pos_w[:, cmd.anchor_index], cmd.robot_body_quat_w[:, cmd.anchor_index]
-
-
 # ---------------------------------------------------------------- encoder routing
 def encoder_index(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Multi-hot over the encoders active in this episode (order of encoder_sample_probs)."""
-    return _command(env, command_name).encoder_mask
+    return tracking_command(env, command_name).encoder_mask
 
 
 # ---------------------------------------------------------------- G1 reference
 def command_multi_future_nonflat(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Future reference joint positions and velocities, (N, frames, 2 J)."""
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     return torch.cat([cmd.future_joint_pos, cmd.future_joint_vel], dim=-1)
 
 
@@ -53,7 +46,7 @@ def command_multi_future(env: ManagerBasedRlEnv, command_name: str) -> torch.Ten
 
 def command_multi_future_lower_body(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Future lower-body joint positions and velocities, flattened frame by frame."""
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     ids = cmd.lower_body_joint_ids
     frames = torch.cat([cmd.future_joint_pos[:, :, ids], cmd.future_joint_vel[:, :, ids]], dim=-1)
     return frames.flatten(1)
@@ -61,22 +54,22 @@ def command_multi_future_lower_body(env: ManagerBasedRlEnv, command_name: str) -
 
 def motion_anchor_pos_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Reference anchor position in the robot anchor frame."""
-    cmd = _command(env, command_name)
-    pos, quat = _robot_anchor(cmd)
-    return quat_apply_inverse(quat, cmd.ref_body_pos_w[:, cmd.anchor_index] - pos)
+    cmd = tracking_command(env, command_name)
+    pos, quat = cmd.robot_anchor_pos_w, cmd.robot_anchor_quat_w
+    return quat_apply_inverse(quat, cmd.ref_anchor_pos_w - pos)
 
 
 def motion_anchor_ori_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Reference anchor orientation relative to the robot anchor, as 6-D rotation."""
-    cmd = _command(env, command_name)
-    _, quat = _robot_anchor(cmd)
-    return rotation_6d(quat_mul(quat_inv(quat), cmd.ref_body_quat_w[:, cmd.anchor_index]))
+    cmd = tracking_command(env, command_name)
+    quat = cmd.robot_anchor_quat_w
+    return rotation_6d(quat_mul(quat_inv(quat), cmd.ref_anchor_quat_w))
 
 
 def motion_anchor_ori_b_mf_nonflat(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Future reference anchor orientations relative to the current robot anchor, (N, frames, 6)."""
-    cmd = _command(env, command_name)
-    _, quat = _robot_anchor(cmd)
+    cmd = tracking_command(env, command_name)
+    quat = cmd.robot_anchor_quat_w
     future = cmd.future_anchor_quat_w
     relative = quat_mul(quat_inv(quat)[:, None, :].expand_as(future), future)
     return rotation_6d(relative)
@@ -84,16 +77,16 @@ def motion_anchor_ori_b_mf_nonflat(env: ManagerBasedRlEnv, command_name: str) ->
 
 def robot_body_pos_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Tracked robot body positions in the robot anchor frame, flattened."""
-    cmd = _command(env, command_name)
-    pos, quat = _robot_anchor(cmd)
+    cmd = tracking_command(env, command_name)
+    pos, quat = cmd.robot_anchor_pos_w, cmd.robot_anchor_quat_w
     rel = cmd.robot_body_pos_w - pos[:, None, :]
     return quat_apply_inverse(quat[:, None, :].expand(-1, rel.shape[1], -1), rel).flatten(1)
 
 
 def robot_body_ori_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Tracked robot body orientations in the robot anchor frame, 6-D each, flattened."""
-    cmd = _command(env, command_name)
-    _, quat = _robot_anchor(cmd)
+    cmd = tracking_command(env, command_name)
+    quat = cmd.robot_anchor_quat_w
     bodies = cmd.robot_body_quat_w
     return rotation_6d(quat_mul(quat_inv(quat)[:, None, :].expand_as(bodies), bodies)).flatten(1)
 
@@ -108,25 +101,24 @@ def vr_points_w(cmd: TrackingCommand, body_pos: torch.Tensor, body_quat: torch.T
 
 def vr_3point_local_target(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Reference VR point positions in the reference anchor frame, (N, 9)."""
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     points = vr_points_w(cmd, cmd.ref_body_pos_w, cmd.ref_body_quat_w)
-    anchor_pos = cmd.ref_body_pos_w[:, cmd.anchor_index]
-    anchor_quat = cmd.ref_body_quat_w[:, cmd.anchor_index, None, :].expand(-1, points.shape[1], -1)
-    return quat_apply_inverse(anchor_quat, points - anchor_pos[:, None, :]).flatten(1)
+    anchor_quat = cmd.ref_anchor_quat_w[:, None, :].expand(-1, points.shape[1], -1)
+    return quat_apply_inverse(anchor_quat, points - cmd.ref_anchor_pos_w[:, None, :]).flatten(1)
 
 
 def vr_3point_local_orn_target(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Reference VR body orientations relative to the reference anchor, quaternions (N, 12)."""
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     quats = cmd.ref_body_quat_w[:, cmd.vr_index]
-    anchor = cmd.ref_body_quat_w[:, cmd.anchor_index, None, :].expand_as(quats)
+    anchor = cmd.ref_anchor_quat_w[:, None, :].expand_as(quats)
     return quat_mul(quat_inv(anchor), quats).flatten(1)
 
 
 # ---------------------------------------------------------------- SMPL keypoints
 def smpl_joints_multi_future_local_nonflat(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Future SMPL keypoints, each frame in its own SMPL root frame, (N, frames, 72)."""
-    joints = _command(env, command_name).smpl_future_joints_w  # (N, F, 24, 3)
+    joints = tracking_command(env, command_name).smpl_future_joints_w  # (N, F, 24, 3)
     rot = smpl_root_rotation(joints)  # (N, F, 3, 3)
     rel = joints - joints[:, :, :1, :]
     local = torch.einsum("nfji,nfkj->nfki", rot, rel)  # R^T (p - root)
@@ -135,8 +127,8 @@ def smpl_joints_multi_future_local_nonflat(env: ManagerBasedRlEnv, command_name:
 
 def smpl_root_ori_b_multi_future(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Future SMPL root orientations relative to the robot anchor, 6-D, (N, frames, 6)."""
-    cmd = _command(env, command_name)
-    _, quat = _robot_anchor(cmd)
+    cmd = tracking_command(env, command_name)
+    quat = cmd.robot_anchor_quat_w
     robot_rot = matrix_from_quat(quat)  # (N, 3, 3)
     smpl_rot = smpl_root_rotation(cmd.smpl_future_joints_w)  # (N, F, 3, 3)
     relative = torch.einsum("nji,nfjk->nfik", robot_rot, smpl_rot)
@@ -145,5 +137,5 @@ def smpl_root_ori_b_multi_future(env: ManagerBasedRlEnv, command_name: str) -> t
 
 def joint_pos_multi_future_wrist_for_smpl(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Wrist joint targets at the SMPL future frames (SMPL has no wrist twist), (N, frames, 6)."""
-    return _command(env, command_name).smpl_future_wrist_pos
+    return tracking_command(env, command_name).smpl_future_wrist_pos
 

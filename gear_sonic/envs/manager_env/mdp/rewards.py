@@ -12,53 +12,52 @@ import torch
 from mjlab.managers.scene_entity_config import SceneEntityCfg
 from mjlab.utils.lab_api.math import quat_apply_inverse, quat_error_magnitude
 
-from gear_sonic.envs.manager_env.mdp.observations import _command, vr_points_w
+from gear_sonic.envs.manager_env.mdp.commands import tracking_command
+from gear_sonic.envs.manager_env.mdp.observations import vr_points_w
 
 if TYPE_CHECKING:
     from mjlab.envs import ManagerBasedRlEnv
 
 
 def tracking_anchor_pos_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
-    cmd = _command(env, command_name)
-    a = cmd.anchor_index
-    error = torch.sum(torch.square(cmd.ref_body_pos_w[:, a] - cmd.robot_body_pos_w[:, a]), dim=-1)
+    cmd = tracking_command(env, command_name)
+    error = torch.sum(torch.square(cmd.ref_anchor_pos_w - cmd.robot_anchor_pos_w), dim=-1)
     return torch.exp(-error / std**2)
 
 
 def tracking_anchor_ori_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
-    cmd = _command(env, command_name)
-    a = cmd.anchor_index
-    error = quat_error_magnitude(cmd.ref_body_quat_w[:, a], cmd.robot_body_quat_w[:, a]) ** 2
+    cmd = tracking_command(env, command_name)
+    error = quat_error_magnitude(cmd.ref_anchor_quat_w, cmd.robot_anchor_quat_w) ** 2
     return torch.exp(-error / std**2)
 
 
 def tracking_relative_body_pos_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     error = torch.sum(torch.square(cmd.ref_body_pos_relative_w - cmd.robot_body_pos_w), dim=-1)
     return torch.exp(-error.mean(-1) / std**2)
 
 
 def tracking_relative_body_ori_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     error = quat_error_magnitude(cmd.ref_body_quat_relative_w, cmd.robot_body_quat_w) ** 2
     return torch.exp(-error.mean(-1) / std**2)
 
 
 def tracking_body_linvel_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     error = torch.sum(torch.square(cmd.ref_body_lin_vel_w - cmd.robot_body_lin_vel_w), dim=-1)
     return torch.exp(-error.mean(-1) / std**2)
 
 
 def tracking_body_angvel_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     error = torch.sum(torch.square(cmd.ref_body_ang_vel_w - cmd.robot_body_ang_vel_w), dim=-1)
     return torch.exp(-error.mean(-1) / std**2)
 
 
 def tracking_vr_3point_local_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
     """VR points (head, hands) in each side's own anchor frame: what a VR teleoperator sees."""
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     a = cmd.anchor_index
 
     def local_points(body_pos: torch.Tensor, body_quat: torch.Tensor) -> torch.Tensor:

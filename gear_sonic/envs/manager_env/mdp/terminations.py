@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from mjlab.utils.lab_api.math import quat_error_magnitude
 
-from gear_sonic.envs.manager_env.mdp.observations import _command
+from gear_sonic.envs.manager_env.mdp.commands import tracking_command
 
 if TYPE_CHECKING:
     from mjlab.envs import ManagerBasedRlEnv
@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 def _height_threshold(cmd: TrackingCommand, threshold: float, low_ref_height: float | None, low_threshold: float) -> torch.Tensor:
     limit = torch.full((cmd.num_envs,), threshold, device=cmd.device)
     if low_ref_height is not None:
-        ref_z = cmd.ref_body_pos_w[:, cmd.anchor_index, 2] - cmd._env.scene.env_origins[:, 2]
-        limit = torch.where(ref_z < low_ref_height, torch.full_like(limit, low_threshold), limit)
+        limit = torch.where(cmd.ref_anchor_height < low_ref_height, torch.full_like(limit, low_threshold), limit)
     return limit
 
 
@@ -41,17 +40,15 @@ def anchor_height_error(
     low_ref_height: float | None = None,
     low_threshold: float = 0.75,
 ) -> torch.Tensor:
-    cmd = _command(env, command_name)
-    a = cmd.anchor_index
-    error = torch.abs(cmd.ref_body_pos_w[:, a, 2] - cmd.robot_body_pos_w[:, a, 2])
+    cmd = tracking_command(env, command_name)
+    error = torch.abs(cmd.ref_anchor_pos_w[:, 2] - cmd.robot_anchor_pos_w[:, 2])
     return error > _height_threshold(cmd, threshold, low_ref_height, low_threshold)
 
 
 def anchor_ori_error(env: ManagerBasedRlEnv, command_name: str, threshold: float) -> torch.Tensor:
     """Squared rotation angle (rad^2) between reference and robot anchor above `threshold`."""
-    cmd = _command(env, command_name)
-    a = cmd.anchor_index
-    angle = quat_error_magnitude(cmd.ref_body_quat_w[:, a], cmd.robot_body_quat_w[:, a])
+    cmd = tracking_command(env, command_name)
+    angle = quat_error_magnitude(cmd.ref_anchor_quat_w, cmd.robot_anchor_quat_w)
     return angle**2 > threshold
 
 
@@ -64,7 +61,7 @@ def body_height_error(
     low_threshold: float = 0.75,
 ) -> torch.Tensor:
     """Any listed body's height error (against the re-anchored reference) above the threshold."""
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     ids = _body_index(cmd, body_names)
     error = torch.abs(cmd.ref_body_pos_relative_w[:, ids, 2] - cmd.robot_body_pos_w[:, ids, 2])
     limit = _height_threshold(cmd, threshold, low_ref_height, low_threshold)
@@ -73,7 +70,7 @@ def body_height_error(
 
 def body_pos_error(env: ManagerBasedRlEnv, command_name: str, threshold: float, body_names: list[str]) -> torch.Tensor:
     """Any listed body's 3-D error (against the re-anchored reference) above the threshold."""
-    cmd = _command(env, command_name)
+    cmd = tracking_command(env, command_name)
     ids = _body_index(cmd, body_names)
     error = torch.norm(cmd.ref_body_pos_relative_w[:, ids] - cmd.robot_body_pos_w[:, ids], dim=-1)
     return torch.any(error > threshold, dim=-1)
@@ -81,4 +78,4 @@ def body_pos_error(env: ManagerBasedRlEnv, command_name: str, threshold: float, 
 
 def motion_ended(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """The clip reached its last frame: a time-out (bootstrapped), not a failure."""
-    return _command(env, command_name).clip_ended
+    return tracking_command(env, command_name).clip_ended
