@@ -1,20 +1,24 @@
 """Evaluate a checkpoint: `python gear_sonic/eval_agent_trl.py +checkpoint=PATH [overrides]`.
 
 Reads config.yaml beside the checkpoint (or one folder up), plays every clip of the motion set
-once from frame 0 with deterministic actions and writes metrics_eval.json (aggregate + per clip)
-to `output_dir` (default `<experiment dir>/eval/step_<iteration>`).
+once from frame 0 with deterministic actions (exact-replay settings:
+config/eval_overrides/exact_replay.yaml) and writes metrics_eval.json (aggregate + per clip).
+Outputs are keyed by what was evaluated (gear_sonic/eval/outputs.py): the default evaluation goes
+to `<experiment dir>/eval/step_<iteration>/`, others beside it (`.../enc-teleop/`,
+`.../motions-<name>-<hash8>/`, `.../run_once/`). An existing result is never replaced unless
+`++overwrite=true`.
 
     ++num_envs=N            envs per round (clips beyond N run in further rounds)
     ++motion_file=PATH      evaluate on another dataset
     ++use_encoder=teleop    force one encoder path (g1 | teleop | smpl)
-    ++metrics_file=PATH     render the worst ++num_render_videos clips of that file into <output_dir>/videos
+    ++metrics_file=PATH     render the worst ++num_render_videos clips of that file
+                            into <output_dir>/videos (640x480: ++render_width, ++render_height)
     +export_onnx_only=true  write the ONNX policy instead of evaluating
+    ++overwrite=true        replace an existing metrics_eval.json
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
@@ -30,9 +34,11 @@ if str(REPO_ROOT) not in sys.path:  # running the file directly from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering for ++metrics_file videos
 
+METRICS_FILE = "metrics_eval.json"
 
-class NotAvailableError(RuntimeError):
-    """A feature whose module another change has not landed yet."""
+
+class ResultExistsError(FileExistsError):
+    """The evaluation's metrics_eval.json is already there and ++overwrite is not set."""
 
 
 def find_train_config(checkpoint: Path) -> Path:
@@ -54,20 +60,18 @@ def load_train_config(cfg: DictConfig, checkpoint: Path) -> DictConfig:
     return train_cfg
 
 
-def default_output_dir(checkpoint: Path, iteration: int) -> Path:
-    exp_dir = find_train_config(checkpoint).parent
-    return exp_dir / "eval" / f"step_{iteration:06d}"
+def output_dir_for(cfg: DictConfig, checkpoint: Path, iteration: int) -> tuple[Path, str]:
+    """-> (output folder, evaluation name: "" for the default evaluation)."""
+    from gear_sonic.eval.outputs import evaluation_dir, evaluation_name
 
-
-def _lazy(module: str, name: str):
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as err:
-        if err.name and module.startswith(err.name):
-            raise NotAvailableError(f"{module}.{name} is not available yet") from None
-        raise
+    config_path = find_train_config(checkpoint)
+    trained_on = OmegaConf.select(OmegaConf.load(config_path),
+                                  "manager_env.commands.motion.motion_file")
+    name = evaluation_name(cfg.get("use_encoder"), cfg.get("motion_file"), trained_on,
+                           bool(cfg.get("run_once", False)))
+    if cfg.get("output_dir"):
+        return Path(str(cfg.output_dir)), name
+    return evaluation_dir(config_path.parent, iteration, name), name
 
 
 def _json_safe(value):
@@ -80,72 +84,81 @@ def _json_safe(value):
     return value
 
 
-def print_table(result: dict) -> None:
+def print_table(result: dict, console=None) -> None:
+    """Per-clip rows, then all / successful clips; whole clip names, however narrow the terminal."""
     from rich.console import Console
+    from rich.markup import escape
+    from rich.measure import Measurement
     from rich.table import Table
 
     agg = result["aggregate"]
-    table = Table(title=f"evaluation: {agg['num_clips']} clips, iteration {result['iteration']}")
-    columns = ("clip", "success", "progress", "mpjpe_g", "mpjpe_l", "mpjpe_pa", "vel_dist", "accel_dist")
-    for column in columns:
-        table.add_column(column)
-    fmt = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"  # noqa: E731
-    for row in result["clips"]:
-        table.add_row(row["clip"], "yes" if row["success"] else "no", f"{100 * row['progress']:.0f} %",
-                      *(fmt(row.get(c)) for c in columns[3:]))
-    table.add_row("[b]all[/b]", f"{100 * agg['success_rate']:.0f} %", f"{100 * agg['progress_rate']:.0f} %",
-                  *(fmt(agg.get(f"{c}_all")) for c in columns[3:]))
-    table.add_row("[b]successful[/b]", "", "", *(fmt(agg.get(f"{c}_succ")) for c in columns[3:]))
-    Console().print(table)
+    label = result.get("evaluation", {}).get("label") or f"iteration {result['iteration']}"
+    hz = 1.0 / float(result.get("step_dt", 0.02))
+    table = Table(title=f"evaluation: {agg['num_clips']} clips, {label}",
+                  caption=f"mm; vel / accel: mm per frame / frame^2 at {hz:.0f} Hz")
+    metrics = ("mpjpe_g", "mpjpe_l", "mpjpe_pa", "vel_dist", "accel_dist")
+    names = [escape(str(row["clip"])) for row in result["clips"]] + ["successful"]
+    table.add_column("clip", no_wrap=True, min_width=max(len(n) for n in names))
+    for column in ("success", "progress", *metrics):
+        table.add_column(column, justify="right", no_wrap=True)
+
+    def fmt(v):
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
+
+    for name, row in zip(names, result["clips"]):
+        table.add_row(name, "yes" if row["success"] else "no", f"{100 * row['progress']:.0f} %",
+                      *(fmt(row.get(c)) for c in metrics))
+    table.add_row("[b]all[/b]", f"{100 * agg['success_rate']:.0f} %",
+                  f"{100 * agg['progress_rate']:.0f} %",
+                  *(fmt(agg.get(f"{c}_all")) for c in metrics))
+    table.add_row("[b]successful[/b]", "", "", *(fmt(agg.get(f"{c}_succ")) for c in metrics))
+    console = console or Console()
+    # A table wider than the console would squeeze the clip names: widen the console instead.
+    needed = Measurement.get(console, console.options, table).maximum
+    console.width = max(console.width, needed)
+    console.print(table)
 
 
 def run_eval(cfg: DictConfig) -> Path:
-    from gear_sonic.eval.evaluate import evaluate_checkpoint, load_actor_state
+    from gear_sonic.eval.evaluate import evaluate, load_actor_checkpoint
+    from gear_sonic.eval.outputs import evaluation_label
     from gear_sonic.utils.atomic_io import atomic_write_text
 
     if not cfg.get("checkpoint"):
-        raise FileNotFoundError("+checkpoint=PATH is required (a .pt written by train_agent_trl.py)")
+        raise FileNotFoundError(
+            "+checkpoint=PATH is required (a .pt written by train_agent_trl.py)")
     checkpoint = Path(str(cfg.checkpoint))
     if not checkpoint.is_file():
         raise FileNotFoundError(f"+checkpoint={checkpoint}: no such file")
     train_cfg = load_train_config(cfg, checkpoint)
+    state = load_actor_checkpoint(checkpoint)  # the only load of this checkpoint
     if cfg.get("export_onnx_only") or cfg.get("metrics_file"):
-        return run_extra(cfg, train_cfg, checkpoint)
-    iteration = int(load_actor_state(checkpoint).get("iteration", 0))
-    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else default_output_dir(checkpoint, iteration)
-    # The env builders print manager tables; the table below is this command's only output.
-    with contextlib.redirect_stdout(io.StringIO()):
-        result = evaluate_checkpoint(
-            train_cfg, checkpoint, num_envs=int(cfg.num_envs), use_encoder=cfg.get("use_encoder"),
-            device=str(cfg.device), run_once=bool(cfg.get("run_once", False)),
-        )
+        return run_extra(cfg, train_cfg, checkpoint, state)
+    iteration = int(state.get("iteration", 0))
+    out_dir, name = output_dir_for(cfg, checkpoint, iteration)
+    path = out_dir / METRICS_FILE
+    label = evaluation_label(iteration, name)
+    if path.exists() and not cfg.get("overwrite", False):
+        raise ResultExistsError(f"{path} already holds an evaluation ({label}); "
+                                "++overwrite=true replaces it")
+    result = evaluate(
+        train_cfg, state, str(checkpoint), num_envs=int(cfg.num_envs),
+        use_encoder=cfg.get("use_encoder"), device=str(cfg.device),
+        run_once=bool(cfg.get("run_once", False)),
+    )
     result["checkpoint"] = str(checkpoint)
     result["motion_file"] = str(train_cfg.manager_env.commands.motion.motion_file)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "metrics_eval.json"
+    result["evaluation"] = {"name": name, "label": label}
     atomic_write_text(json.dumps(_json_safe(result), indent=2), path)
     print_table(result)
     print(f"wrote {path}")
     return path
 
 
-def _eval_env_and_actor(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path):
-    from gear_sonic.envs import create_manager_env
-    from gear_sonic.eval.evaluate import eval_config, load_actor_state
-    from gear_sonic.checkpoint import load_module_state
-    from gear_sonic.trl.builders import build_policy_and_value
+def _eval_env_and_actor(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: dict):
+    from gear_sonic.eval.evaluate import build_eval_env_and_actor
 
-    state = load_actor_state(checkpoint)
-    env_cfg = eval_config(train_cfg, 1)
-    with contextlib.redirect_stdout(io.StringIO()):
-        env = create_manager_env(env_cfg, device=str(cfg.device), num_envs=1, evaluation=True)
-    try:
-        actor, _ = build_policy_and_value(env_cfg, env.observation_shapes, env.num_actions)
-        load_module_state(actor, state["actor"], f"{checkpoint}: actor")
-    except Exception:
-        env.close()
-        raise
-    return env, actor.to(env.device).eval()
+    return build_eval_env_and_actor(train_cfg, state, str(checkpoint), 1, str(cfg.device))
 
 
 def worst_clips(metrics: dict, count: int) -> list[str]:
@@ -154,20 +167,22 @@ def worst_clips(metrics: dict, count: int) -> list[str]:
     return [r["clip"] for r in rows[: max(0, count)]]
 
 
-def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path) -> Path:
+def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: dict) -> Path:
     """ONNX export, or videos of the worst clips of an earlier metrics_eval.json."""
     if cfg.get("export_onnx_only"):
-        export_onnx = _lazy("gear_sonic.eval.onnx_export", "export_onnx")
-        metadata_from_env = _lazy("gear_sonic.eval.onnx_export", "metadata_from_env")
+        from gear_sonic.eval.onnx_export import export_onnx, metadata_from_env
+
         out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else checkpoint.parent / "onnx"
-        env, actor = _eval_env_and_actor(cfg, train_cfg, checkpoint)
+        env, actor = _eval_env_and_actor(cfg, train_cfg, checkpoint, state)
         try:
-            paths = export_onnx(actor, env.observation_shapes, out_dir, metadata=metadata_from_env(env))
+            paths = export_onnx(actor, env.observation_shapes, out_dir,
+                                metadata=metadata_from_env(env))
         finally:
             env.close()
         print(f"wrote {len(paths)} files to {out_dir}")
         return out_dir
-    render_clips = _lazy("gear_sonic.eval.render", "render_clips")
+    from gear_sonic.eval.render import render_clips
+
     metrics_path = Path(str(cfg.metrics_file))
     if not metrics_path.is_file():
         raise FileNotFoundError(f"++metrics_file={metrics_path}: no such file")
@@ -175,15 +190,17 @@ def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path) -> Path:
     if metrics.get("motion_file") and not cfg.get("motion_file"):
         train_cfg.manager_env.commands.motion.motion_file = metrics["motion_file"]
     out_dir = (Path(cfg.output_dir) if cfg.get("output_dir") else metrics_path.parent) / "videos"
-    env, actor = _eval_env_and_actor(cfg, train_cfg, checkpoint)
+    env, actor = _eval_env_and_actor(cfg, train_cfg, checkpoint, state)
     try:
         motion = env.command().motion
         keys = [motion.keys[i] for i in motion.resident_ids.tolist()]
         wanted = worst_clips(metrics, int(cfg.get("num_render_videos", 3)))
         unknown = [k for k in wanted if k not in keys]
         if unknown:
-            raise ValueError(f"++metrics_file={metrics_path}: clip {unknown[0]!r} is not in the motion set")
-        paths = render_clips(env, actor.act_inference, [keys.index(k) for k in wanted], out_dir)
+            raise ValueError(
+                f"++metrics_file={metrics_path}: clip {unknown[0]!r} is not in the motion set")
+        paths = render_clips(env, actor.act_inference, [keys.index(k) for k in wanted], out_dir,
+                             width=int(cfg.render_width), height=int(cfg.render_height))
     finally:
         env.close()
     print(f"wrote {len(paths)} videos to {out_dir}")
@@ -195,7 +212,7 @@ def main(cfg: DictConfig) -> None:
     try:
         torch.set_grad_enabled(False)
         run_eval(cfg)
-    except (FileNotFoundError, ValueError, KeyError, NotAvailableError) as err:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
         # Bad input: one clear line, no traceback wall.
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)

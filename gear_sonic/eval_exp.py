@@ -4,9 +4,14 @@
 
 For every checkpoint older than `ready_delay_s` it runs the metrics command, then the render command
 for the worst clips, each subprocess in its own process group and killed as a group past
-`timeout_s`. Results live in `<exp_dir>/eval/step_XXXXXX/`; `done.json` is written atomically only
-after both succeeded, `failed.json` keeps the attempt count and the last error. Which steps are
-finished is read only from those markers, so a restarted monitor neither repeats nor skips a step.
+`timeout_s`. Once the run has written its final checkpoint (step >= meta.yaml's
+`max_train_steps`, the planned length) every checkpoint is complete and is evaluated at once.
+It says which checkpoints it waits for and for how long; `single_pass=true` evaluates what is
+ready and says what it skipped and why. Results live in `<exp_dir>/eval/step_XXXXXX/` (the
+default evaluation; other evaluations made by hand go in sub-folders, gear_sonic/eval/outputs.py);
+`done.json` is written atomically only after both succeeded, `failed.json` keeps the attempt
+count and the last error. Which steps are finished is read only from those markers, so a
+restarted monitor neither repeats nor skips a step.
 After each evaluation the HTML report is rewritten and `eval/*` metrics are logged (keyed by
 `eval_step`) into the training run's wandb run, backfilling steps that were not logged yet.
 """
@@ -14,6 +19,7 @@ After each evaluation the HTML report is rewritten and `eval/*` metrics are logg
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -51,6 +57,7 @@ class CheckpointEvaluator:
         self.exp_dir = Path(cfg.experiment_dir).expanduser().resolve()
         self.eval_root = self.exp_dir / "eval"
         self._wandb_run = None
+        self._announced = ()  # steps of the last waiting message: a scan loop says it once
 
     # ---------- state on disk ----------
     def step_dir(self, step: int) -> Path:
@@ -89,25 +96,49 @@ class CheckpointEvaluator:
                 found.append((int(match.group(1)), path))
         return sorted(found)
 
-    def pending(self) -> list[tuple[int, Path]]:
-        """Ready, selected, unfinished checkpoints in step order."""
+    def run_finished(self) -> bool:
+        """The final checkpoint is on disk: every checkpoint is complete, none needs the delay."""
+        final = self.max_train_steps()
+        return final is not None and any(s >= final for s, _ in self.checkpoints())
+
+    def scan(self, now: float | None = None):
+        """-> (ready unfinished checkpoints in step order, [(step, path, seconds until ready)]).
+
+        Selected = every `eval_frequency`-th checkpoint plus the final one; ready = older than
+        `ready_delay_s`, or any checkpoint of a finished run.
+        """
         all_ckpts = self.checkpoints()
         final = self.max_train_steps()
         k = max(1, int(self.cfg.eval_frequency))
         selected = [(s, p) for i, (s, p) in enumerate(all_ckpts)
                     if i % k == 0 or (final is not None and s >= final)]
-        now = time.time()
-        ready = []
+        delay = 0.0 if self.run_finished() else float(self.cfg.ready_delay_s)
+        now = time.time() if now is None else now
+        ready, waiting = [], []
         for step, path in selected:
             try:
                 age = now - path.stat().st_mtime
             except FileNotFoundError:
                 continue
-            if age >= float(self.cfg.ready_delay_s):
+            if age >= delay:
                 ready.append((step, path))
+            elif not self.is_finished(step):
+                waiting.append((step, path, delay - age))
         if self.cfg.eval_last_n is not None:
             ready = ready[-int(self.cfg.eval_last_n):] if int(self.cfg.eval_last_n) > 0 else []
-        return [(s, p) for s, p in ready if not self.is_finished(s)]
+        return [(s, p) for s, p in ready if not self.is_finished(s)], waiting
+
+    def pending(self) -> list[tuple[int, Path]]:
+        """Ready, selected, unfinished checkpoints in step order."""
+        return self.scan()[0]
+
+    def waiting_message(self, waiting) -> str:
+        items = ", ".join(f"{p.name} (ready in {math.ceil(left)} s)" for _, p, left in waiting)
+        final = self.max_train_steps()
+        why = (f"the run is not at its final iteration yet (max_train_steps={final} in meta.yaml)"
+               if final is not None else "meta.yaml gives no max_train_steps")
+        return (f"{len(waiting)} checkpoint(s) younger than ready_delay_s="
+                f"{float(self.cfg.ready_delay_s):g}: {items}; {why}")
 
     def reached_end(self) -> bool:
         final = self.max_train_steps()
@@ -273,12 +304,30 @@ class CheckpointEvaluator:
 
     def scan_once(self) -> int:
         """Evaluate every pending checkpoint in step order; returns how many were attempted."""
-        pending = self.pending()
+        pending, waiting = self.scan()
+        waiting_steps = tuple(step for step, _, _ in waiting)
+        if waiting and waiting_steps != self._announced and not self.cfg.single_pass:
+            print(f"[eval_exp] waiting for {self.waiting_message(waiting)}", flush=True)
+        self._announced = waiting_steps
         for step, ckpt in pending:
             self.evaluate(step, ckpt)
             self.log_wandb()
             write_report(self.exp_dir)
         return len(pending)
+
+    def single_pass_summary(self, attempted: int) -> str:
+        """What a single pass did, and what it skipped and why."""
+        _, waiting = self.scan()
+        checkpoints = self.checkpoints()
+        if not checkpoints:
+            return f"single pass: no model_step_*.pt in {self.exp_dir} yet: nothing evaluated"
+        if waiting:
+            return (f"single pass: evaluated {attempted}, skipped {self.waiting_message(waiting)}. "
+                    "Run again once they are ready, or without single_pass=true to wait for them")
+        if attempted == 0:
+            return (f"single pass: nothing to evaluate: the {len(checkpoints)} checkpoint(s) "
+                    "selected are already evaluated (or given up after max_retries)")
+        return f"single pass: evaluated {attempted} checkpoint(s)"
 
     def run(self) -> None:
         self.wait_for_experiment()
@@ -286,11 +335,12 @@ class CheckpointEvaluator:
         try:
             self.log_wandb()  # backfill from an earlier session
             while True:
-                self.scan_once()
+                attempted = self.scan_once()
                 if self.reached_end():
                     print("[eval_exp] final checkpoint evaluated, stopping", flush=True)
                     break
                 if self.cfg.single_pass:
+                    print(f"[eval_exp] {self.single_pass_summary(attempted)}", flush=True)
                     break
                 time.sleep(float(self.cfg.scan_interval))
             if self.eval_root.is_dir():

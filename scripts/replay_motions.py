@@ -18,23 +18,20 @@ from rich.console import Console
 from rich.table import Table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-EXACT = [
-    "manager_env.commands.motion.pose_range=null",
-    "manager_env.commands.motion.velocity_range=null",
-    "manager_env.commands.motion.joint_position_range=[0.0,0.0]",
-    "manager_env.commands.motion.sampling_mode=start",
-    "manager_env/events=none",
-    "manager_env/terminations=tracking/eval",
-]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 
 def main(overrides: list[str]) -> None:
     from gear_sonic.envs import create_manager_env
+    from gear_sonic.eval.exact_replay import apply_exact_replay
 
     if not any(o.startswith("+exp=") for o in overrides):
         overrides = ["+exp=manager/universal_token/all_modes/sonic_cpu", *overrides]
     with initialize_config_dir(config_dir=str(REPO_ROOT / "config"), version_base="1.3"):
-        cfg = compose("base", overrides=[*overrides, *EXACT])
+        cfg = compose("base", overrides=overrides)
+    # The evaluation's exact-replay settings, without any randomisation (a PD check, not a policy).
+    cfg = apply_exact_replay(cfg, events="none")
     # One env per clip: read the clip count from a 1-env build's motion library.
     probe = create_manager_env(cfg, num_envs=1)
     num_clips = probe.command().motion.num_total_clips
@@ -58,8 +55,9 @@ def main(overrides: list[str]) -> None:
             if not alive.any():
                 break
     table = Table(title="PD replay of the reference joints (no policy)")
-    for column in ("clip", "frames", "tracked", "mean body error (mm)"):
-        table.add_column(column)
+    table.add_column("clip", no_wrap=True)  # whole clip names
+    for column in ("frames", "tracked", "mean body error (mm)"):
+        table.add_column(column, justify="right")
     keys = [cmd.motion.keys[i] for i in cmd.motion.resident_ids.tolist()]
     for i, key in enumerate(keys):
         share = float(steps[i]) / max(1, int(lengths[i]) - 1)

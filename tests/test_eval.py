@@ -6,17 +6,21 @@ import json
 import math
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gear_sonic.envs.manager_env.robots.g1 import G1_TRACKED_BODIES
 from gear_sonic.eval.metrics import (
     accel_dist, aggregate, body_groups, clip_metrics, mpjpe_g, mpjpe_l, mpjpe_pa, vel_dist,
 )
+from gear_sonic.eval.outputs import evaluation_name
+from gear_sonic.utils.atomic_io import current_umask
 from tests.conftest import CPU_PRESET, REPO_ROOT, SAMPLE_MOTIONS, compose_config
 from tests.test_train_entry import TINY
 
@@ -35,8 +39,8 @@ def test_constant_offset_is_global_error_only():
     assert mpjpe_g(ref, robot) == pytest.approx(100.0)
     assert mpjpe_l(ref, robot, anchor_index=0) == pytest.approx(0.0, abs=1e-9)
     assert mpjpe_pa(ref, robot) == pytest.approx(0.0, abs=1e-6)
-    assert vel_dist(ref, robot, DT) == pytest.approx(0.0, abs=1e-9)
-    assert accel_dist(ref, robot, DT) == pytest.approx(0.0, abs=1e-6)
+    assert vel_dist(ref, robot) == pytest.approx(0.0, abs=1e-9)
+    assert accel_dist(ref, robot) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_procrustes_removes_rotation_translation_and_scale():
@@ -49,15 +53,60 @@ def test_procrustes_removes_rotation_translation_and_scale():
     assert mpjpe_pa(ref, robot) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_velocity_and_acceleration_offsets():
+def test_velocity_and_acceleration_are_per_frame_millimetres():
+    # Hand-computed: the reference stands still; robot body 0 moves 1, 2, 3 mm along x in
+    # successive frames, body 1 stays put. PHC/SONIC take the mean over frames and bodies of
+    # |difference robot - difference reference| in mm, without dividing by dt.
+    ref = torch.zeros(4, 2, 3, dtype=torch.float64)
+    robot = torch.zeros(4, 2, 3, dtype=torch.float64)
+    robot[:, 0, 0] = torch.tensor([0.0, 0.001, 0.003, 0.006])
+    # first differences of body 0: 1, 2, 3 mm; body 1: 0, 0, 0 -> mean 1.0 mm per frame
+    assert vel_dist(ref, robot) == pytest.approx(1.0)
+    # second differences of body 0: 1, 1 mm; body 1: 0, 0 -> mean 0.5 mm per frame^2
+    assert accel_dist(ref, robot) == pytest.approx(0.5)
+    # A drift of 0.5 m/s at 50 Hz is 10 mm per frame, whatever the reference does.
     frames = 10
     t = torch.arange(frames, dtype=torch.float64)[:, None, None] * DT
     ref = trajectory(frames)
-    robot = ref + t * torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64)  # drifts at 0.5 m/s
-    assert vel_dist(ref, robot, DT) == pytest.approx(500.0)
-    assert accel_dist(ref, robot, DT) == pytest.approx(0.0, abs=1e-6)
-    robot = ref + 0.5 * t**2 * torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)  # 2 m/s^2 upwards
-    assert accel_dist(ref, robot, DT) == pytest.approx(2000.0, rel=1e-6)
+    robot = ref + t * torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64)
+    assert vel_dist(ref, robot) == pytest.approx(10.0)
+    assert accel_dist(ref, robot) == pytest.approx(0.0, abs=1e-9)
+    # 2 m/s^2 upwards: second difference 2 * 0.02^2 m = 0.8 mm per frame^2.
+    robot = ref + 0.5 * t**2 * torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)
+    assert accel_dist(ref, robot) == pytest.approx(0.8)
+
+
+def test_frame_weighted_aggregates_pool_every_frame():
+    short, long = trajectory(3), trajectory(7)
+    gen = torch.Generator().manual_seed(1)
+    noisy = lambda x: x + 0.02 * torch.randn(x.shape, generator=gen, dtype=torch.float64)  # noqa: E731
+    robots = [noisy(short), noisy(long)]
+    rows = [{"clip": name, "success": True, "progress": 1.0, **clip_metrics(r, b, BODIES)}
+            for name, r, b in (("short", short, robots[0]), ("long", long, robots[1]))]
+    agg = aggregate(rows)
+    # PHC: one mean over the frames of all clips (per clip: 3 and 7 frames, 2 and 6 differences).
+    pooled_g = mpjpe_g(torch.cat([short, long]), torch.cat(robots))
+    assert agg["mpjpe_g_all_frame_weighted"] == pytest.approx(pooled_g)
+    assert agg["mpjpe_g_all"] == pytest.approx((rows[0]["mpjpe_g"] + rows[1]["mpjpe_g"]) / 2)
+    assert agg["mpjpe_g_all"] != pytest.approx(pooled_g)
+    vel = (2 * rows[0]["vel_dist"] + 6 * rows[1]["vel_dist"]) / 8
+    assert agg["vel_dist_all_frame_weighted"] == pytest.approx(vel)
+    accel = (1 * rows[0]["accel_dist"] + 5 * rows[1]["accel_dist"]) / 6
+    assert agg["accel_dist_succ_frame_weighted"] == pytest.approx(accel)
+    assert rows[0]["frames_scored"] == 3 and rows[1]["frames_scored"] == 7
+
+
+def test_pa_mpjpe_only_for_groups_of_four_bodies_or_more():
+    ref = trajectory()
+    robot = ref + 0.01 * trajectory().flip(0)
+    row = clip_metrics(ref, robot, BODIES)
+    groups = body_groups(BODIES)
+    assert len(groups["foot"]) == 2 and len(groups["vr_3points"]) == 3
+    assert "mpjpe_pa_foot" not in row and "mpjpe_pa_vr_3points" not in row
+    assert row["mpjpe_pa_legs"] > 0.0 and row["mpjpe_pa"] > 0.0
+    assert "mpjpe_g_foot" in row and "mpjpe_l_vr_3points" in row
+    with pytest.raises(ValueError, match="at least 4 bodies"):
+        mpjpe_pa(ref[:, :3], robot[:, :3])
 
 
 def test_groups_select_bodies_by_name():
@@ -72,7 +121,7 @@ def test_groups_select_bodies_by_name():
     ref = trajectory()
     robot = ref.clone()
     robot[:, [3, 6]] += torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64)
-    row = clip_metrics(ref, robot, BODIES, DT)
+    row = clip_metrics(ref, robot, BODIES)
     assert row["mpjpe_g_foot"] == pytest.approx(100.0)
     assert row["mpjpe_g_legs"] == pytest.approx(100.0 / 3)
     assert row["mpjpe_g_vr_3points"] == pytest.approx(0.0)
@@ -114,19 +163,53 @@ def run_eval_cli(*args, timeout=300):
 
 def test_cli_writes_metrics_for_every_clip(checkpoint):
     ckpt, motions = checkpoint
-    # 2 envs for 3 clips: two rounds.
+    # 2 envs for 3 clips: two rounds. Another motion set than training: its own folder.
     result = run_eval_cli(f"+checkpoint={ckpt}", "++num_envs=2", f"++motion_file={motions}")
     assert result.returncode == 0, result.stderr[-3000:]
-    path = ckpt.parent / "eval" / "step_000001" / "metrics_eval.json"
+    name = evaluation_name(motion_file=motions, train_motion_file="data/motions")
+    path = ckpt.parent / "eval" / "step_000001" / name / "metrics_eval.json"
+    assert name.startswith("motions-motions-") and f"wrote {path}" in result.stdout
     data = json.loads(path.read_text())
     for key in ("success_rate", "progress_rate", "mpjpe_g_all", "mpjpe_l_all", "mpjpe_pa_all", "vel_dist_all",
-                "accel_dist_all", "mpjpe_g_legs_all", "mpjpe_g_foot_all"):
+                "accel_dist_all", "mpjpe_g_legs_all", "mpjpe_g_foot_all", "mpjpe_g_all_frame_weighted",
+                "vel_dist_succ_frame_weighted"):
         assert key in data["aggregate"], key
+    assert "mpjpe_pa_foot_all" not in data["aggregate"]
+    assert data["units"]["mpjpe_g"] == "mm" and "per frame (50 Hz)" in data["units"]["vel_dist"]
+    assert data["evaluation"] == {"name": name, "label": f"step 1 · {name}"}
     assert sorted(r["clip"] for r in data["clips"]) == ["reach_forward", "run_jog", "side_step_left"]
     for row in data["clips"]:
         assert 0 < row["progress"] <= 1 and row["frames_reached"] <= row["frames"]
-    assert "[INFO]" not in result.stdout  # the table only
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
+    assert "reach_forward" in result.stdout and "side_step_left" in result.stdout  # whole names
     assert not list(REPO_ROOT.glob("outputs")) and not (ckpt.parent / ".hydra").exists()
+
+
+def test_three_encoders_leave_three_results_and_labels(checkpoint):
+    from gear_sonic.eval.report import write_report
+    from gear_sonic.eval_agent_trl import ResultExistsError, run_eval
+
+    ckpt, motions = checkpoint
+    one_clip = motions.parent / "one_clip"
+    one_clip.mkdir(exist_ok=True)
+    shutil.copy(motions / "reach_forward.npz", one_clip / "reach_forward.npz")
+
+    def eval_cfg(*overrides):
+        with initialize_config_dir(config_dir=str(REPO_ROOT / "config"), version_base="1.3"):
+            return compose("base_eval", overrides=[f"+checkpoint={ckpt}", "++num_envs=1",
+                                                   f"++motion_file={one_clip}", *overrides])
+
+    paths = [run_eval(eval_cfg(f"++use_encoder={enc}")) for enc in ("g1", "teleop", "smpl")]
+    assert len(set(paths)) == 3 and all(p.is_file() for p in paths)
+    assert [json.loads(p.read_text())["use_encoder"] for p in paths] == ["g1", "teleop", "smpl"]
+    html = write_report(ckpt.parent).read_text()
+    motion_set = evaluation_name(motion_file=one_clip, train_motion_file="data/motions")
+    for enc in ("g1", "teleop", "smpl"):
+        assert f"<td class=\"key\">step 1 · enc-{enc}+{motion_set}</td>" in html
+    before = paths[1].read_text()
+    with pytest.raises(ResultExistsError, match=r"\+\+overwrite=true replaces it"):
+        run_eval(eval_cfg("++use_encoder=teleop"))
+    assert paths[1].read_text() == before
 
 
 def test_run_once_plays_a_single_round(checkpoint):
@@ -184,7 +267,7 @@ def test_smpl_encoder_needs_smpl_data(checkpoint, tmp_path):
 
 def test_checkpoint_from_another_architecture_names_the_parameter(checkpoint, tmp_path):
     ckpt, _ = checkpoint
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     key = next(k for k, v in state["actor"].items() if v.dim() == 2)
     state["actor"][key] = torch.zeros(3, 5)
     torch.save(state, tmp_path / "bad.pt")
@@ -192,13 +275,6 @@ def test_checkpoint_from_another_architecture_names_the_parameter(checkpoint, tm
     result = run_eval_cli(f"+checkpoint={tmp_path / 'bad.pt'}", f"++output_dir={tmp_path / 'out'}")
     assert result.returncode == 2, result.stderr[-2000:]
     assert key in result.stderr and "(3, 5)" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_missing_optional_modules_say_not_available():
-    from gear_sonic.eval_agent_trl import NotAvailableError, _lazy
-
-    with pytest.raises(NotAvailableError, match="not available yet"):
-        _lazy("gear_sonic.eval.no_such_module", "render_clips")
 
 
 def test_worst_clips_orders_by_progress_then_error():

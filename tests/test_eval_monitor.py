@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,7 +43,7 @@ out = Path(args["output_dir"])
 out.mkdir(parents=True, exist_ok=True)
 if mode == "metrics":
     frac = step / 1000.0
-    clips = [{"key": f"clip_{i:02d}", "success": float(i % 3 != 0),
+    clips = [{"clip": f"clip_{i:02d}", "success": float(i % 3 != 0),
               "progress": 1.0 if i % 3 else 0.4 + 0.05 * i,
               "mpjpe_l": 30.0 + 3 * i - 10 * frac, "mpjpe_g": 60.0 + 4 * i - 20 * frac}
              for i in range(9)]
@@ -58,7 +59,7 @@ else:
     worst = worst[: int(args["num_render_videos"])]
     (out / "videos").mkdir(exist_ok=True)
     for clip in worst:
-        (out / "videos" / f"{clip['key']}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+        (out / "videos" / f"{clip['clip']}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
 with open(log, "a") as f:
     f.write(f"end {mode} {step}\n")
 '''
@@ -113,26 +114,64 @@ def fake(tmp_path, monkeypatch) -> Path:
     return script
 
 
-def test_single_pass_each_checkpoint_once_in_order(tmp_path, fake):
+def test_single_pass_each_checkpoint_once_in_order(tmp_path, fake, capsys):
     exp = tmp_path / "run"
-    _make_run(exp, [300, 100, 200, 400], max_train_steps=400, fresh=(400,))
+    _make_run(exp, [300, 100, 200, 400], max_train_steps=500, fresh=(400,))
     log = tmp_path / "invocations.log"
-    CheckpointEvaluator(_cfg(exp, fake)).run()
+    CheckpointEvaluator(_cfg(exp, fake, ready_delay_s=600)).run()
     assert _events(log, "end") == [100, 200, 300]  # 400 is not ready yet
     assert _events(log, "end", "render") == [100, 200, 300]
+    out = capsys.readouterr().out
+    # It says what it skipped, how long until it is ready, and why.
+    assert "evaluated 3, skipped 1 checkpoint(s) younger than ready_delay_s=600" in out
+    assert re.search(r"model_step_000400\.pt \(ready in (5\d\d|600) s\)", out), out
+    assert "max_train_steps=500" in out
     for step in (100, 200, 300):
         done = json.loads((exp / "eval" / f"step_{step:06d}" / "done.json").read_text())
         assert done["step"] == step and "success_rate" in done["aggregate"]
         assert len(list((exp / "eval" / f"step_{step:06d}" / "videos").glob("*.mp4"))) == 2
     assert (exp / "eval" / "report.html").is_file()
-    CheckpointEvaluator(_cfg(exp, fake)).run()  # nothing new
+    CheckpointEvaluator(_cfg(exp, fake, ready_delay_s=600)).run()  # nothing new
     assert _events(log, "start") == [100, 200, 300]
     old = time.time() - 3600
     os.utime(exp / "model_step_000400.pt", (old, old))
-    evaluator = CheckpointEvaluator(_cfg(exp, fake))
+    evaluator = CheckpointEvaluator(_cfg(exp, fake, ready_delay_s=600))
     evaluator.run()
     assert _events(log, "start") == [100, 200, 300, 400]
+    assert not evaluator.reached_end()  # 500 is the planned end
+    capsys.readouterr()
+    CheckpointEvaluator(_cfg(exp, fake, ready_delay_s=600)).run()
+    assert "nothing to evaluate" in capsys.readouterr().out
+
+
+def test_single_pass_on_a_finished_run_evaluates_without_waiting(tmp_path, fake, capsys):
+    exp = tmp_path / "run"
+    # Right after training: every checkpoint just written, the last one is the final iteration.
+    _make_run(exp, [100, 200], max_train_steps=200, fresh=(100, 200))
+    evaluator = CheckpointEvaluator(_cfg(exp, fake, ready_delay_s=60))
+    start = time.time()
+    evaluator.run()
+    assert time.time() - start < 30
+    assert _events(tmp_path / "invocations.log", "end") == [100, 200]
     assert evaluator.reached_end()
+    out = capsys.readouterr().out
+    assert "final checkpoint evaluated" in out and "waiting" not in out
+
+
+def test_continuous_monitor_says_what_it_waits_for(tmp_path, fake):
+    exp = tmp_path / "run"
+    _make_run(exp, [100], max_train_steps=300, fresh=(100,))
+    out = tmp_path / "monitor.out"
+    proc = _monitor(exp, fake, out, single_pass=False, ready_delay_s=3600, scan_interval=0.1)
+    try:
+        _wait_for(lambda: "waiting for" in out.read_text(), 45, "the waiting message")
+        time.sleep(0.5)  # several scans: the message is printed once, not every scan
+    finally:
+        proc.kill()
+        proc.wait()
+    text = out.read_text()
+    assert text.count("waiting for") == 1, text
+    assert re.search(r"model_step_000100\.pt \(ready in 3[56]\d\d s\)", text), text
 
 
 def test_eval_frequency_and_last_n(tmp_path, fake):
@@ -292,25 +331,76 @@ def test_report_contents(report_run):
     text = path.read_text()
     assert path == report_run / "eval" / "report.html"
     assert "data:image/png;base64," in text
-    assert "Worst clips at step 300" in text and "clip_00" in text
+    assert "Worst clips: step 300" in text and "<b>clip_00</b>" in text
     assert 'src="step_000300/videos/clip_00.mp4"' in text
     assert (path.parent / "step_000300" / "videos" / "clip_00.mp4").is_file()
     assert text.count("<tr") >= 3 + 9
     assert not list(path.parent.glob(".report.html.*"))  # no temp file left behind
 
 
+def _write_eval(folder: Path, clips: list[dict], done: bool = True, **extra) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    agg = {"success_rate": 0.5, "mpjpe_g_all": 40.0}
+    metrics = {"aggregate": agg, "clips": clips, **extra}
+    (folder / "metrics_eval.json").write_text(json.dumps(metrics))
+    if done:
+        (folder / "done.json").write_text("{}")
+
+
 def test_report_matches_videos_exactly(tmp_path):
     step_dir = tmp_path / "run" / "eval" / "step_000010"
-    (step_dir / "videos").mkdir(parents=True)
-    clips = [{"key": "walk_1", "success": 0.0}, {"key": "walk_10", "success": 0.0}]
-    metrics = {"aggregate": {"success_rate": 0.0}, "clips": clips}
-    (step_dir / "metrics_eval.json").write_text(json.dumps(metrics))
-    (step_dir / "done.json").write_text("{}")
+    _write_eval(step_dir, [{"clip": "walk_1", "success": 0.0}, {"clip": "walk_10", "success": 0.0}])
+    (step_dir / "videos").mkdir()
     for name in ("walk_10", "walk_1"):
         (step_dir / "videos" / f"{name}.mp4").write_bytes(b"x")
     text = write_report(tmp_path / "run").read_text()
     video_1 = text.index('src="step_000010/videos/walk_1.mp4"')
     assert text.index("<b>walk_1</b>") < video_1 < text.index("<b>walk_10</b>")
+
+
+def test_report_cards_name_their_clip_and_need_a_video(tmp_path):
+    step_dir = tmp_path / "run" / "eval" / "step_000010"
+    clips = [{"clip": f"clip_{i}", "success": False, "progress": 0.1 * i, "mpjpe_l": 5.0,
+              "mpjpe_g": 9.0, "mpjpe_g_legs": 1.0, "accel_dist": 1.0, "vel_dist": 2.0,
+              "mpjpe_pa": 3.0, "frames": 10} for i in range(7)]
+    _write_eval(step_dir, clips)
+    (step_dir / "videos").mkdir()
+    # The renderer's index says which file shows which clip (safe names differ from keys).
+    (step_dir / "videos" / "clip_3.mp4").write_bytes(b"x")
+    (step_dir / "videos" / "weird_name.mp4").write_bytes(b"x")
+    (step_dir / "videos" / "clips.json").write_text(json.dumps({"clip_3": "clip_3.mp4",
+                                                                "clip_5": "weird_name.mp4"}))
+    text = write_report(tmp_path / "run").read_text()
+    cards = re.findall(r'<div class="clip">(.*?)</video></div>', text)
+    assert len(cards) == 2 and "no video" not in text
+    assert "<b>clip_3</b>" in cards[0] and "<b>clip_5</b>" in cards[1]
+    assert "weird_name.mp4" in cards[1]
+    header = re.search(r"<h2>All clips.*?<tr>(.*?)</tr>", text, re.S).group(1)
+    columns = re.findall(r"<th[^>]*>(.*?)</th>", header)
+    assert columns == ["clip", "success", "progress", "mpjpe_g", "mpjpe_l", "mpjpe_pa",
+                       "vel_dist", "accel_dist", "mpjpe_g_legs", "frames"]
+
+
+def test_report_drops_pa_mpjpe_of_small_groups_from_old_files(tmp_path):
+    step_dir = tmp_path / "run" / "eval" / "step_000010"
+    clips = [{"clip": "a", "success": True, "mpjpe_pa": 3.0, "mpjpe_pa_foot": 2.6e-15,
+              "mpjpe_pa_vr_3points": 1e-9, "mpjpe_pa_legs": 2.0}]
+    _write_eval(step_dir, clips)
+    text = write_report(tmp_path / "run").read_text()
+    assert "mpjpe_pa_legs" in text
+    assert "mpjpe_pa_foot" not in text and "mpjpe_pa_vr_3points" not in text
+
+
+def test_report_lists_each_evaluation_under_its_own_label(tmp_path):
+    step_dir = tmp_path / "run" / "eval" / "step_000060"
+    clips = [{"clip": "a", "success": True, "progress": 1.0}]
+    _write_eval(step_dir, clips)
+    for name in ("enc-g1", "enc-teleop", "enc-smpl"):
+        _write_eval(step_dir / name, clips, done=False)
+    text = write_report(tmp_path / "run").read_text()
+    labels = re.findall(r'<tr><td class="key">(step 60[^<]*)</td>', text)
+    assert labels == ["step 60", "step 60 · enc-g1", "step 60 · enc-smpl",
+                      "step 60 · enc-teleop"]
 
 
 def test_report_renders_in_browser(report_run, tmp_path):

@@ -12,13 +12,14 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gear_sonic.envs import create_manager_env
+from gear_sonic.eval.exact_replay import apply_exact_replay
 from gear_sonic.eval.onnx_export import (
     FSQQuantize,
     export_onnx,
     g1_metadata,
     metadata_from_env,
 )
-from tests.conftest import CPU_PRESET, EXACT_RESET, REPO_ROOT, compose_config
+from tests.conftest import CPU_PRESET, REPO_ROOT, compose_config
 from tests.test_trl_modules import NUM_ACTIONS, OBS_SHAPES, make_obs
 
 ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -e .[test]")
@@ -121,7 +122,7 @@ def test_metadata(exported):
     assert meta["models"]["decoder_g1_dyn"]["inputs"]["tokens"] == [-1, 2, 16]
 
 
-def test_render_zero_action_clip(tmp_path, standing_clip):
+def _renderer_or_skip():
     os.environ.setdefault("MUJOCO_GL", "egl")
     import mujoco
 
@@ -130,10 +131,14 @@ def test_render_zero_action_clip(tmp_path, standing_clip):
     except Exception as exc:  # no EGL / OSMesa in this environment
         backend = os.environ["MUJOCO_GL"]
         pytest.skip(f"no MuJoCo offscreen renderer works here (MUJOCO_GL={backend}): {exc}")
+
+
+def test_render_zero_action_clip(tmp_path, standing_clip):
+    _renderer_or_skip()
     from gear_sonic.eval.render import render_clips
 
     motion = f"manager_env.commands.motion.motion_file={standing_clip}"
-    cfg = compose_config(CPU_PRESET, *EXACT_RESET, motion)
+    cfg = apply_exact_replay(compose_config(CPU_PRESET, motion), events="none")
     env = create_manager_env(cfg, device="cpu", num_envs=1)
 
     def zero_policy(obs):
@@ -154,6 +159,35 @@ def test_render_zero_action_clip(tmp_path, standing_clip):
 
     reader = imageio_ffmpeg.read_frames(str(paths[0]))
     meta = next(reader)
-    frames = [np.frombuffer(f, dtype=np.uint8).reshape(240, 320, 3) for f in reader]
-    assert tuple(meta["size"]) == (320, 240) and len(frames) == 21  # the start frame + 20 steps
+    frames = [np.frombuffer(f, dtype=np.uint8).reshape(480, 640, 3) for f in reader]
+    assert tuple(meta["size"]) == (640, 480) and len(frames) == 21  # the start frame + 20 steps
     assert frames[0].std() > 1.0  # not a blank image
+    index = json.loads((tmp_path / "clips.json").read_text())
+    assert index == {standing_clip.stem: paths[0].name}
+
+
+def test_clip_named_to_escape_renders_inside_the_output_folder(tmp_path, standing_clip):
+    _renderer_or_skip()
+    from gear_sonic.eval.render import render_clips
+    from gear_sonic.utils.motion_lib.readers import read_motion_file
+    from gear_sonic.utils.motion_lib.writers import write_sonic_pkl
+
+    clip = read_motion_file(standing_clip, num_joints=NUM_ACTIONS)[0]
+    clip.key = "../escape"
+    motions = tmp_path / "motions"
+    motions.mkdir()
+    write_sonic_pkl(motions / "evil_names.pkl", [clip])
+    out_dir = tmp_path / "deep" / "videos"
+    motion = f"manager_env.commands.motion.motion_file={motions}"
+    cfg = apply_exact_replay(compose_config(CPU_PRESET, motion), events="none")
+    env = create_manager_env(cfg, device="cpu", num_envs=1)
+    try:
+        assert env.command().motion.keys == ["../escape"]
+        policy = lambda obs: torch.zeros(obs["actor_obs"].shape[0], NUM_ACTIONS)  # noqa: E731
+        paths = render_clips(env, policy, [0], out_dir, num_frames=2, width=64, height=48)
+    finally:
+        env.close()
+    assert [p.parent for p in paths] == [out_dir] and paths[0].is_file()
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([paths[0].name, "clips.json"])
+    assert not list((tmp_path / "deep").glob("escape*")) and not list(tmp_path.glob("escape*"))
+    assert json.loads((out_dir / "clips.json").read_text()) == {"../escape": paths[0].name}

@@ -1,95 +1,94 @@
 """Play every dataset clip once from frame 0 with the deterministic policy and score tracking.
 
-`evaluate_checkpoint(cfg, checkpoint_path, num_envs)` builds the env for evaluation (eval
-terminations, no reset noise, train-only events off, every clip resident), loads the actor and
-runs clips in rounds of `num_envs`. Per step it records reference and robot tracked-body
-positions until each env's clip ends or it terminates; metrics come from `gear_sonic.eval.metrics`.
+`evaluate(cfg, state, where, num_envs)` builds the env with the exact-replay settings
+(config/eval_overrides/exact_replay.yaml: eval terminations, no reset noise, train-only events
+off, every clip resident), loads the actor from an already-loaded checkpoint dict and runs clips
+in rounds of `num_envs`. Per step it records reference and robot tracked-body positions until
+each env's clip ends or it terminates; metrics come from `gear_sonic.eval.metrics`.
+`evaluate_checkpoint(cfg, path, ...)` loads the file first (tests, scripts).
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from gear_sonic.eval.metrics import aggregate, clip_metrics
+from gear_sonic.checkpoint import load_checkpoint, load_module_state, require_keys
+from gear_sonic.eval.exact_replay import apply_exact_replay
+from gear_sonic.eval.metrics import aggregate, body_groups, clip_metrics, units
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EVAL_TERMINATIONS = REPO_ROOT / "config" / "manager_env" / "terminations" / "tracking" / "eval.yaml"
 ENCODERS = ("g1", "teleop", "smpl")
-# Every clip resident at once (MotionLib caps this at the dataset size).
-ALL_RESIDENT = 1_000_000_000
 
 
-def eval_config(cfg: DictConfig, num_envs: int) -> DictConfig:
-    """A copy of a training config set up for evaluation (the same overrides scripts use)."""
-    cfg = copy.deepcopy(cfg)
-    OmegaConf.set_struct(cfg, False)
-    motion = cfg.manager_env.commands.motion
-    motion.pose_range = None
-    motion.velocity_range = None
-    motion.joint_position_range = [0.0, 0.0]
-    motion.sampling_mode = "start"
-    motion.max_resident_clips = ALL_RESIDENT
-    # Group overrides cannot be applied to a saved config: load the eval group's content instead.
-    cfg.manager_env.terminations = OmegaConf.load(EVAL_TERMINATIONS)
-    # Clips may outlast the training episode length; the clip end stops each env instead.
-    cfg.manager_env.config.episode_length_s = 1.0e6
-    cfg.num_envs = int(num_envs)
-    return cfg
-
-
-def load_actor_state(checkpoint_path: str | Path) -> dict:
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"+checkpoint={path}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "actor" not in state:
-        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"+checkpoint={path}: the file has no 'actor' weights (keys: {keys})")
+def load_actor_checkpoint(path: str | Path) -> dict:
+    """The checkpoint dict (weights_only load), checked to hold actor weights."""
+    state = load_checkpoint(path)
+    require_keys(state, ("actor",), path)
     return state
+
+
+def build_eval_env_and_actor(cfg: DictConfig, state: dict, where: str, num_envs: int,
+                             device: str = "cpu"):
+    """-> (env, actor in eval mode) for a training config and a loaded checkpoint dict."""
+    from gear_sonic.envs import create_manager_env
+    from gear_sonic.trl.builders import build_policy_and_value
+
+    cfg = apply_exact_replay(cfg)
+    cfg.num_envs = int(num_envs)
+    env = create_manager_env(cfg, device=device, num_envs=int(num_envs), evaluation=True)
+    try:
+        actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
+        load_module_state(actor, state["actor"], f"{where}: actor")
+    except Exception:
+        env.close()
+        raise
+    return env, actor.to(env.device).eval()
 
 
 def force_encoder(cmd, env_ids: torch.Tensor, name: str) -> None:
     """Route the given envs through one encoder by writing its one-hot into the mask."""
     if name not in cmd.encoder_names:
-        raise ValueError(f"use_encoder={name}: this config's encoders are {list(cmd.encoder_names)}")
+        raise ValueError(
+            f"use_encoder={name}: this config's encoders are {list(cmd.encoder_names)}")
     column = cmd.encoder_names.index(name)
     cmd.encoder_mask[env_ids] = 0.0
     cmd.encoder_mask[env_ids, column] = 1.0
 
 
-def evaluate_checkpoint(
+def evaluate_checkpoint(cfg: DictConfig, checkpoint_path: str | Path, num_envs: int,
+                        **kwargs) -> dict:
+    """`evaluate` on the checkpoint file at `checkpoint_path`."""
+    state = load_actor_checkpoint(checkpoint_path)
+    return evaluate(cfg, state, str(checkpoint_path), num_envs, **kwargs)
+
+
+def evaluate(
     cfg: DictConfig,
-    checkpoint_path: str | Path,
+    state: dict,
+    where: str,
     num_envs: int,
     use_encoder: str | None = None,
     device: str = "cpu",
     record_masks: bool = False,
     run_once: bool = False,
 ) -> dict:
-    """-> {"aggregate": {...}, "clips": [per-clip rows], "iteration": int, "step_dt": float}.
+    """-> {"aggregate": {...}, "clips": [per-clip rows], "iteration": int, "step_dt": float, ...}.
 
-    `run_once=True` plays a single round (the first `num_envs` clips) instead of every clip: a
-    quick look at a big dataset. `record_masks=True` also returns the encoder mask rows used each
-    round (tests, debugging).
+    `state` is a loaded checkpoint dict (`where` names it in errors). `run_once=True` plays a
+    single round (the first `num_envs` clips) instead of every clip: a quick look at a big
+    dataset. `record_masks=True` also returns the encoder mask rows used each round (tests,
+    debugging).
     """
-    from gear_sonic.envs import create_manager_env
-    from gear_sonic.checkpoint import load_module_state
-    from gear_sonic.trl.builders import build_policy_and_value
-
     if use_encoder is not None and use_encoder not in ENCODERS:
         raise ValueError(f"use_encoder={use_encoder}: expected one of {list(ENCODERS)} or null")
-    state = load_actor_state(checkpoint_path)
-    cfg = eval_config(cfg, num_envs)
-    env = create_manager_env(cfg, device=device, num_envs=int(num_envs), evaluation=True)
+    env, actor = build_eval_env_and_actor(cfg, state, where, num_envs, device)
     try:
-        actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
-        load_module_state(actor, state["actor"], f"{checkpoint_path}: actor")
-        actor.to(env.device).eval()
         clips, masks = _play_all(env, actor, use_encoder, record_masks, run_once)
+        cmd = env.command()
+        names = list(cmd.body_names)
+        groups = body_groups(names, names[cmd.anchor_index])
     finally:
         env.close()
     result = {
@@ -97,6 +96,8 @@ def evaluate_checkpoint(
         "step_dt": float(env.step_dt),
         "use_encoder": use_encoder,
         "run_once": run_once,
+        "units": units(float(env.step_dt)),
+        "body_groups": {g: [names[i] for i in idx] for g, idx in groups.items()},
         "aggregate": aggregate(clips),
         "clips": clips,
     }
@@ -113,7 +114,8 @@ def _play_all(env, actor, use_encoder, record_masks, run_once=False):
     if use_encoder == "smpl":
         missing = [keys[i] for i in range(num_clips) if not bool(motion.clip_has_smpl[i])]
         if missing:
-            raise ValueError(f"use_encoder=smpl: clip {missing[0]!r} has no SMPL data ({len(missing)} such clips)")
+            raise ValueError(f"use_encoder=smpl: clip {missing[0]!r} has no SMPL data "
+                             f"({len(missing)} such clips)")
     clips, masks = [], []
     num_played = min(num_clips, env.num_envs) if run_once else num_clips
     for first in range(0, num_played, env.num_envs):
@@ -129,7 +131,6 @@ def _play_all(env, actor, use_encoder, record_masks, run_once=False):
 def _play_round(env, actor, slots: torch.Tensor, use_encoder: str | None):
     cmd = env.command()
     n = len(slots)
-    env_ids = torch.arange(n, device=env.device)
     # Spare envs replay the round's first clip; their results are dropped.
     all_ids = torch.arange(env.num_envs, device=env.device)
     all_slots = torch.cat([slots, slots[:1].expand(env.num_envs - n)])
@@ -177,6 +178,6 @@ def _play_round(env, actor, slots: torch.Tensor, use_encoder: str | None):
         row = {"frames": total, "frames_reached": length, "success": success,
                "progress": length / max(1, total)}
         keep = valid[:, i]
-        row.update(clip_metrics(ref[keep, i], rob[keep, i], cmd.body_names, env.step_dt, cmd.anchor_index))
+        row.update(clip_metrics(ref[keep, i], rob[keep, i], cmd.body_names, cmd.anchor_index))
         rows.append(row)
     return rows, mask

@@ -1,7 +1,10 @@
 """Tracking metrics over body-position trajectories, in millimetres (REFERENCE section 10).
 
 Every function takes reference and robot positions shaped (T, B, 3) (frames, bodies, xyz) in
-metres and returns a float in mm. Groups select bodies by name, so any tracked-body list works.
+metres and returns a float in mm. Velocity and acceleration errors are per-frame differences
+(first and second differences of positions at the env rate, 50 Hz), not divided by dt: the
+convention of PHC and SONIC, so the numbers compare with theirs. Groups select bodies by name,
+so any tracked-body list works.
 """
 
 from __future__ import annotations
@@ -18,6 +21,23 @@ GROUP_PATTERNS = {
     "vr_3points": r"(torso_link|.*_wrist_yaw_link)",
     "foot": r".*_ankle_roll_link",
 }
+# A similarity transform has 7 degrees of freedom: with 3 bodies or fewer it fits them (almost)
+# exactly, so PA-MPJPE of such a group is ~0 by construction and says nothing.
+MIN_PA_BODIES = 4
+# Terms in each metric's mean per clip: frames scored minus the frames a difference consumes.
+FRAMES_CONSUMED = {"mpjpe": 0, "vel": 1, "accel": 2}
+
+
+def units(step_dt: float) -> dict[str, str]:
+    """Unit of every metric family and rate, for metrics_eval.json."""
+    hz = f"{1.0 / step_dt:.0f} Hz"
+    return {
+        "mpjpe_g": "mm", "mpjpe_l": "mm", "mpjpe_pa": "mm",
+        "vel_dist": f"mm per frame ({hz}): mean |first difference robot - reference|",
+        "accel_dist": f"mm per frame^2 ({hz}): mean |second difference robot - reference|",
+        "success_rate": "fraction of clips", "progress_rate": "mean fraction of frames reached",
+        "frame_weighted": "mean over all scored frames of all clips (PHC), not over clips",
+    }
 
 
 def _t(x) -> torch.Tensor:
@@ -27,9 +47,11 @@ def _t(x) -> torch.Tensor:
 def body_groups(body_names, anchor_name: str = "pelvis") -> dict[str, list[int]]:
     """Indices per group; other_upper_bodies = neither legs nor VR points nor the anchor."""
     names = list(body_names)
-    groups = {g: [i for i, n in enumerate(names) if re.fullmatch(p, n)] for g, p in GROUP_PATTERNS.items()}
+    groups = {g: [i for i, n in enumerate(names) if re.fullmatch(p, n)]
+              for g, p in GROUP_PATTERNS.items()}
     taken = set(groups["legs"]) | set(groups["vr_3points"])
-    groups["other_upper_bodies"] = [i for i, n in enumerate(names) if i not in taken and n != anchor_name]
+    groups["other_upper_bodies"] = [i for i, n in enumerate(names)
+                                    if i not in taken and n != anchor_name]
     return groups
 
 
@@ -62,33 +84,39 @@ def procrustes_align(ref: torch.Tensor, robot: torch.Tensor) -> torch.Tensor:
 
 def mpjpe_pa(ref, robot) -> float:
     ref, robot = _t(ref), _t(robot)
-    if ref.shape[1] < 2:
-        return 0.0
+    if ref.shape[1] < MIN_PA_BODIES:
+        raise ValueError(f"mpjpe_pa needs at least {MIN_PA_BODIES} bodies, got {ref.shape[1]}")
     return float(torch.norm(ref - procrustes_align(ref, robot), dim=-1).mean() * MM)
 
 
-def vel_dist(ref, robot, dt: float) -> float:
+def vel_dist(ref, robot) -> float:
+    """Mean over frames and bodies of |(p_t - p_t-1)_robot - (p_t - p_t-1)_ref|, mm per frame."""
     ref, robot = _t(ref), _t(robot)
     if ref.shape[0] < 2:
         return 0.0
     diff = (ref[1:] - ref[:-1]) - (robot[1:] - robot[:-1])
-    return float(torch.norm(diff / dt, dim=-1).mean() * MM)
+    return float(torch.norm(diff, dim=-1).mean() * MM)
 
 
-def accel_dist(ref, robot, dt: float) -> float:
+def accel_dist(ref, robot) -> float:
+    """Mean |second difference of robot - of reference|, mm per frame^2."""
     ref, robot = _t(ref), _t(robot)
     if ref.shape[0] < 3:
         return 0.0
     acc = lambda p: p[2:] - 2 * p[1:-1] + p[:-2]  # noqa: E731
-    return float(torch.norm((acc(ref) - acc(robot)) / dt**2, dim=-1).mean() * MM)
+    return float(torch.norm(acc(ref) - acc(robot), dim=-1).mean() * MM)
 
 
-def clip_metrics(ref, robot, body_names, dt: float, anchor_index: int = 0) -> dict[str, float]:
-    """All metrics for one clip, whole body and per group (`<metric>_<group>`)."""
+def clip_metrics(ref, robot, body_names, anchor_index: int = 0) -> dict[str, float]:
+    """All metrics for one clip, whole body and per group (`<metric>_<group>`).
+
+    Also `frames_scored` (frames in the means), the weight of the frame-weighted aggregates.
+    PA-MPJPE is left out for groups of fewer than MIN_PA_BODIES bodies.
+    """
     ref, robot = _t(ref), _t(robot)
     names = list(body_names)
     groups = {"": list(range(len(names))), **body_groups(names, names[anchor_index])}
-    result = {}
+    result = {"frames_scored": int(ref.shape[0])}
     for group, idx in groups.items():
         if not idx:
             continue
@@ -96,9 +124,10 @@ def clip_metrics(ref, robot, body_names, dt: float, anchor_index: int = 0) -> di
         suffix = f"_{group}" if group else ""
         result[f"mpjpe_g{suffix}"] = mpjpe_g(r, b)
         result[f"mpjpe_l{suffix}"] = _local_group(ref, robot, idx, anchor_index)
-        result[f"mpjpe_pa{suffix}"] = mpjpe_pa(r, b)
-        result[f"vel_dist{suffix}"] = vel_dist(r, b, dt)
-        result[f"accel_dist{suffix}"] = accel_dist(r, b, dt)
+        if len(idx) >= MIN_PA_BODIES:
+            result[f"mpjpe_pa{suffix}"] = mpjpe_pa(r, b)
+        result[f"vel_dist{suffix}"] = vel_dist(r, b)
+        result[f"accel_dist{suffix}"] = accel_dist(r, b)
     return result
 
 
@@ -109,11 +138,17 @@ def _local_group(ref, robot, idx, anchor_index) -> float:
     return float(torch.norm(ref[:, idx] - robot[:, idx], dim=-1).mean() * MM)
 
 
-def aggregate(per_clip: list[dict]) -> dict[str, float]:
-    """per_clip rows hold `success` (bool), `progress` (0..1) and metric values.
+def _frame_weight(key: str, row: dict) -> int:
+    frames = int(row.get("frames_scored", 0))
+    return max(0, frames - FRAMES_CONSUMED[key.split("_")[0]])
 
-    -> success_rate, progress_rate, `<metric>_succ` (mean over successful clips, NaN when none)
-    and `<metric>_all` (mean over all clips).
+
+def aggregate(per_clip: list[dict]) -> dict[str, float]:
+    """per_clip rows hold `success` (bool), `progress` (0..1), `frames_scored` and metric values.
+
+    -> success_rate, progress_rate, `<metric>_succ` / `<metric>_all` (mean over successful /
+    all clips, NaN when none) and `<metric>_succ_frame_weighted` / `<metric>_all_frame_weighted`
+    (mean over every scored frame, as PHC pools them: long clips count more).
     """
     if not per_clip:
         return {"num_clips": 0, "success_rate": 0.0, "progress_rate": 0.0}
@@ -122,10 +157,14 @@ def aggregate(per_clip: list[dict]) -> dict[str, float]:
         "success_rate": float(np.mean([bool(r["success"]) for r in per_clip])),
         "progress_rate": float(np.mean([float(r["progress"]) for r in per_clip])),
     }
-    keys = sorted({k for r in per_clip for k in r if k.split("_")[0] in ("mpjpe", "vel", "accel")})
+    keys = sorted({k for r in per_clip for k in r if k.split("_")[0] in FRAMES_CONSUMED})
     for key in keys:
-        every = [r[key] for r in per_clip if key in r]
-        succ = [r[key] for r in per_clip if key in r and r["success"]]
-        out[f"{key}_all"] = float(np.mean(every)) if every else float("nan")
-        out[f"{key}_succ"] = float(np.mean(succ)) if succ else float("nan")
+        for subset, rows in (("all", per_clip), ("succ", [r for r in per_clip if r["success"]])):
+            rows = [r for r in rows if key in r]
+            values = np.array([r[key] for r in rows], dtype=np.float64)
+            weights = np.array([_frame_weight(key, r) for r in rows], dtype=np.float64)
+            out[f"{key}_{subset}"] = float(values.mean()) if rows else float("nan")
+            total = weights.sum()
+            out[f"{key}_{subset}_frame_weighted"] = (
+                float((weights * values).sum() / total) if total > 0 else float("nan"))
     return out

@@ -12,6 +12,7 @@ scene with `mjv_addGeoms`, tinted and at alpha 0.3. The camera tracks the pelvis
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,7 +20,12 @@ import mujoco
 import numpy as np
 import torch
 
+from gear_sonic.utils.atomic_io import atomic_write_text
+from gear_sonic.utils.safe_names import path_inside
+
 GHOST_RGBA = (0.3, 0.6, 1.0, 0.3)
+WIDTH, HEIGHT = 640, 480
+VIDEO_INDEX = "clips.json"  # clip key -> video file name, written beside the videos
 CAMERA = {"distance": 3.0, "elevation": -15.0, "azimuth": 135.0}
 
 
@@ -38,8 +44,8 @@ class GhostRenderer:
     def __init__(
         self,
         env,
-        width: int = 320,
-        height: int = 240,
+        width: int = WIDTH,
+        height: int = HEIGHT,
         anchor_body: str = "pelvis",
         fast: bool = True,
     ):
@@ -49,6 +55,9 @@ class GhostRenderer:
         self.model: mujoco.MjModel = copy.deepcopy(sim.mj_model)
         if fast:
             self.model.vis.quality.offsamples = 0
+        # The offscreen framebuffer must hold the requested image size.
+        self.model.vis.global_.offwidth = max(int(self.model.vis.global_.offwidth), width)
+        self.model.vis.global_.offheight = max(int(self.model.vis.global_.offheight), height)
         self.data = mujoco.MjData(self.model)
         self.ghost = mujoco.MjData(self.model)
         self.robot = env.env.scene["robot"]
@@ -121,14 +130,16 @@ def render_clips(
     clip_slots: Sequence[int],
     out_dir: str | Path,
     num_frames: int | None = None,
-    width: int = 320,
-    height: int = 240,
+    width: int = WIDTH,
+    height: int = HEIGHT,
     fps: float | None = None,
 ) -> list[Path]:
     """Play each resident clip slot from frame 0 under `policy_fn(obs) -> actions`; one mp4 each.
 
     env_cfg_or_env: a ManagerEnvWrapper, or a composed config to build a 1-env env from (closed
     again afterwards). All envs start on the clip; env 0 is filmed. Returns the mp4 paths.
+    Files are named after the clip key made safe (`safe_names`), so a key such as `../x` stays
+    inside out_dir; `clips.json` beside them maps each clip key to its file.
     """
     import imageio.v2 as imageio
 
@@ -139,7 +150,7 @@ def render_clips(
     cmd = env.command()
     all_envs = torch.arange(env.num_envs, device=env.device)
     fps = fps or 1.0 / env.step_dt
-    paths = []
+    paths, index = [], {}
     try:
         for slot in clip_slots:
             slots = torch.full_like(all_envs, int(slot))
@@ -147,7 +158,9 @@ def render_clips(
             obs = env.env.observation_manager.compute(update_history=False)
             steps = int(cmd.clip_num_frames[0]) - 1 if num_frames is None else int(num_frames)
             key = cmd.motion.keys[int(cmd.motion.resident_ids[int(slot)])]
-            path = out_dir / f"{int(slot):03d}_{_safe(key)}.mp4"
+            path = path_inside(out_dir, key, ".mp4")
+            if path.name in index.values():  # two keys that differ only in unsafe characters
+                path = path_inside(out_dir, f"{key}_{int(slot)}", ".mp4")
             with imageio.get_writer(path, fps=fps, macro_block_size=1) as writer:
                 writer.append_data(ghost.frame())
                 for _ in range(steps):
@@ -158,12 +171,10 @@ def render_clips(
                         break
                     writer.append_data(ghost.frame())
             paths.append(path)
+            index[str(key)] = path.name
     finally:
         ghost.close()
         if owned:
             env.close()
+    atomic_write_text(json.dumps(index, indent=2), out_dir / VIDEO_INDEX)
     return paths
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))[:80]
