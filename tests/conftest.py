@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from gear_sonic.eval.exact_replay import exact_reset_overrides
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(REPO_ROOT / "config")
 SAMPLE_MOTIONS = REPO_ROOT / "data" / "motions"
@@ -22,14 +24,9 @@ def compose_config(*overrides: str):
         return compose("base", overrides=list(overrides))
 
 
-# The reference placed exactly on the robot: no reset noise, no randomisation, start at frame 0.
-EXACT_RESET = (
-    "manager_env.commands.motion.pose_range=null",
-    "manager_env.commands.motion.velocity_range=null",
-    "manager_env.commands.motion.joint_position_range=[0.0,0.0]",
-    "manager_env.commands.motion.sampling_mode=start",
-    "manager_env/events=none",
-)
+# The reference placed exactly on the robot: no reset noise, no randomisation, start at frame 0
+# (the `reset` part of config/eval_overrides/exact_replay.yaml, as Hydra overrides).
+EXACT_RESET = tuple(exact_reset_overrides())
 
 
 @pytest.fixture(scope="session")
