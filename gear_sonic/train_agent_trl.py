@@ -1,33 +1,40 @@
 """Train a policy: `python gear_sonic/train_agent_trl.py +exp=<preset> [overrides]`.
 
-Several processes: `accelerate launch --num_processes N gear_sonic/train_agent_trl.py +exp=...`
-(`--cpu` on machines without GPUs). Each process runs its own envs with seed + rank; rank 0
-writes the experiment dir.
+Several processes (each steps its own `num_envs`, seed + rank; rank 0 writes the experiment dir):
+    torchrun --nproc_per_node N gear_sonic/train_agent_trl.py +exp=...
+    accelerate launch --config_file scripts/accelerate/cpu_2proc.yaml gear_sonic/train_agent_trl.py +exp=...
+    accelerate launch --multi_gpu --num_processes N gear_sonic/train_agent_trl.py +exp=...
 
     +checkpoint=PATH                 start a new experiment from these policy/value weights
     experiment_dir=DIR +resume=True  continue DIR from its last.pt (weights, optimisers, LR,
-                                     counters, adaptive sampling) and append to its metrics.csv
+                                     counters, adaptive sampling) up to
+                                     algo.config.num_learning_iterations in total
+    -m seed=1,2                      a sweep: one experiment dir per job, named by its overrides
 """
 
 from __future__ import annotations
 
-import secrets
+import logging
 import signal
-import string
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # running the file directly from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
+from gear_sonic.trl.distributed import DistributedSetupError  # noqa: E402
 
-def prepare_experiment_dir(cfg: DictConfig, resume: bool, is_main: bool) -> Path:
+log = logging.getLogger("gear_sonic.train")
+
+
+def prepare_experiment_dir(cfg: DictConfig, resume: bool, hydra_files: dict[str, str]) -> Path:
+    """Rank 0 only. A new run claims a dir no other run holds (a suffix on collision)."""
+    from gear_sonic.experiment import claim_new_dir, write_new_run_files
+
     exp_dir = Path(cfg.experiment_dir)
     if resume:
         if not (exp_dir / "last.pt").is_file():
@@ -36,20 +43,12 @@ def prepare_experiment_dir(cfg: DictConfig, resume: bool, is_main: bool) -> Path
                 "(experiment_dir=logs_rl/<project>/<experiment>-<timestamp> +resume=True)"
             )
         return exp_dir
-    if is_main:
-        from gear_sonic.utils.atomic_io import atomic_write_text
-
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        # Unresolved, so the file shows the interpolations a reader can follow.
-        atomic_write_text(OmegaConf.to_yaml(cfg, resolve=False), exp_dir / "config.yaml")
-        meta = {
-            "wandb_run_id": "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)),
-            "max_train_steps": int(cfg.algo.config.num_learning_iterations),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv),
-        }
-        atomic_write_text(OmegaConf.to_yaml(OmegaConf.create(meta)), exp_dir / "meta.yaml")
-    return exp_dir
+    claimed = claim_new_dir(exp_dir)
+    if claimed != exp_dir:
+        log.warning("experiment_dir %s is taken by another run: writing to %s", exp_dir, claimed)
+    cfg.experiment_dir = str(claimed)
+    write_new_run_files(cfg, claimed, hydra_files)
+    return claimed
 
 
 def build_callbacks(cfg: DictConfig) -> list:
@@ -58,15 +57,15 @@ def build_callbacks(cfg: DictConfig) -> list:
     return [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
 
 
-def run_training(cfg: DictConfig) -> Path:
-    from accelerate import Accelerator
+def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> Path:
     from accelerate.utils import broadcast_object_list
     from hydra.utils import get_class, instantiate
 
     from gear_sonic.checkpoint import load_checkpoint
     from gear_sonic.envs import create_manager_env
-    from gear_sonic.envs.manager_env.builder import resolve_device
+    from gear_sonic.experiment import record_launch
     from gear_sonic.trl.builders import build_policy_and_value, load_weights, ppo_config
+    from gear_sonic.trl.distributed import env_device, exit_cleanly_on_sigterm, make_accelerator
     from gear_sonic.trl.trainer.ppo_config import check_batch_layout
 
     ppo = ppo_config(cfg)  # fail on a bad algo key before anything slow starts
@@ -76,13 +75,24 @@ def run_training(cfg: DictConfig) -> Path:
     if checkpoint and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"+checkpoint={checkpoint}: no such file")
 
-    accelerator = Accelerator(cpu=resolve_device(cfg.device) == "cpu")
-    # Each process resolves ${now:...} itself; all of them use rank 0's experiment dir.
-    shared = broadcast_object_list([str(cfg.experiment_dir)], from_process=0)
-    cfg.experiment_dir = shared[0]
-    exp_dir = prepare_experiment_dir(cfg, resume, accelerator.is_main_process)
-    accelerator.wait_for_everyone()
-    env = create_manager_env(cfg, device=str(accelerator.device), seed=int(cfg.seed) + accelerator.process_index)
+    accelerator = make_accelerator(cfg.device, float(cfg.dist_timeout_s))
+    if accelerator.num_processes > 1:
+        exit_cleanly_on_sigterm(accelerator.process_index)
+    # Rank 0 claims the dir (it may add a suffix); every rank then uses rank 0's path.
+    exp_dir_or_error = [None]
+    if accelerator.is_main_process:
+        try:
+            exp_dir_or_error = [str(prepare_experiment_dir(cfg, resume, hydra_files or {}))]
+        except (FileNotFoundError, FileExistsError) as err:
+            exp_dir_or_error = [err]
+    exp_dir_or_error = broadcast_object_list(exp_dir_or_error, from_process=0)
+    if isinstance(exp_dir_or_error[0], Exception):
+        raise exp_dir_or_error[0]
+    cfg.experiment_dir = exp_dir_or_error[0]
+    exp_dir = Path(cfg.experiment_dir)
+
+    env = create_manager_env(cfg, device=env_device(accelerator),
+                             seed=int(cfg.seed) + accelerator.process_index)
     actor, critic = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
     if checkpoint:
         load_weights(actor, critic, checkpoint)
@@ -94,8 +104,20 @@ def run_training(cfg: DictConfig) -> Path:
         callbacks=build_callbacks(cfg), experiment_dir=exp_dir, **extra,
     )
     if resume:
-        trainer.load_state_dict(load_checkpoint(exp_dir / "last.pt", map_location=accelerator.device))
+        trainer.load_state_dict(load_checkpoint(exp_dir / "last.pt", map_location=env_device(accelerator)))
         accelerator.print(f"resumed {exp_dir} at iteration {trainer.iteration}")
+
+    # num_learning_iterations is the run's total, so a requeued job with its own command line ends.
+    total = ppo.num_learning_iterations
+    if accelerator.is_main_process:
+        record_launch(exp_dir, trainer.iteration, total, accelerator.num_processes)
+    if trainer.iteration >= total:
+        accelerator.print(
+            f"{exp_dir} is already at iteration {trainer.iteration} of "
+            f"algo.config.num_learning_iterations={total}: raise it to train longer"
+        )
+        env.close()
+        return exp_dir
 
     def request_stop(signum, frame):
         accelerator.print("\nstop requested: finishing this iteration and saving last.pt (Ctrl-C again to abort)")
@@ -103,16 +125,55 @@ def run_training(cfg: DictConfig) -> Path:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGINT, request_stop)
-    trainer.train(ppo.num_learning_iterations)
+    trainer.train(total - trainer.iteration)
     env.close()
     return exp_dir
 
 
+def configure_logging() -> None:
+    """Our library modules log progress at INFO; show it on stderr like the trainer's lines."""
+    logger = logging.getLogger("gear_sonic")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def apply_sweep_naming(cfg: DictConfig) -> dict[str, str]:
+    """Under `-m`, name each job's dir by its number and swept overrides; -> files for .hydra/
+    (the composed config itself is the run's config.yaml)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from gear_sonic.experiment import sweep_dir_suffix
+
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    explicit_dir = any(o.split("=", 1)[0].lstrip("+~") == "experiment_dir" for o in overrides)
+    if hydra_cfg.mode == RunMode.MULTIRUN and not explicit_dir:
+        swept = swept_keys(sys.argv[1:])
+        job_values = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept]
+        cfg.experiment_dir = f"{cfg.experiment_dir}_{sweep_dir_suffix(hydra_cfg.job.num, job_values)}"
+    return {"overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(overrides))}
+
+
+def swept_keys(arguments: list[str]) -> set[str]:
+    """Keys the command line sweeps over (`seed=1,2`, `lr=range(1,3)`, ...)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    candidates = [a for a in arguments if "=" in a and not a.startswith("-")]
+    parsed = OverridesParser.create().parse_overrides(candidates)
+    return {o.key_or_group for o in parsed if o.is_sweep_override()}
+
+
 @hydra.main(config_path="../config", config_name="base", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    configure_logging()
     try:
-        run_training(cfg)
-    except (FileNotFoundError, ValueError, KeyError) as err:
+        run_training(cfg, apply_sweep_naming(cfg))
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, DistributedSetupError) as err:
         # Bad input: one clear line, no traceback wall.
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -223,8 +223,10 @@ def test_config_rejects_unknown_key_and_wrong_type():
         PPOConfig.from_mapping({"gamma": 1.5})
     with pytest.raises(ValueError, match=r"algo\.config\.num_mini_batches"):
         PPOConfig.from_mapping({"num_mini_batches": 0})
-    # Network specs under algo.config are skipped; ints are fine for floats; DictConfig works.
-    node = OmegaConf.create({"actor": {"_target_": "x"}, "gamma": 1, "schedule": "fixed"})
+    # Network specs do not belong here (they live in actor_critic); ints are fine for floats.
+    with pytest.raises(ValueError, match=r"algo\.config\.actor"):
+        PPOConfig.from_mapping({"actor": {"_target_": "x"}})
+    node = OmegaConf.create({"gamma": 1, "schedule": "fixed"})
     cfg = PPOConfig.from_mapping(node)
     assert cfg.gamma == 1.0 and isinstance(cfg.gamma, float) and cfg.schedule == "fixed"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from gear_sonic.train_agent_trl import run_training
+from gear_sonic.train_agent_trl import prepare_experiment_dir, run_training
 from tests.conftest import CPU_PRESET, REPO_ROOT, compose_config
 
 TINY = (
@@ -51,6 +52,8 @@ def test_two_iterations_write_the_experiment_dir(trained):
         assert (exp_dir / name).is_file(), name
     meta = OmegaConf.load(exp_dir / "meta.yaml")
     assert meta.max_train_steps == 2 and len(meta.wandb_run_id) == 8
+    assert len(meta.launches) == 1 and meta.launches[0].start_iteration == 0
+    assert meta.launches[0].num_processes == 1
     config = (exp_dir / "config.yaml").read_text()
     assert "${" in config  # unresolved: interpolations kept for the reader
     rows = read_metrics(exp_dir)
@@ -63,17 +66,25 @@ def test_two_iterations_write_the_experiment_dir(trained):
     assert state["iteration"] == 2 and "env" in state
 
 
-def test_resume_continues_iterations_lr_and_metrics(trained):
+def test_resume_after_a_crash_logs_each_iteration_once_and_stops_at_the_total(trained):
     tmp_path, exp_dir = trained
-    before = torch.load(exp_dir / "last.pt", weights_only=True)
-    cfg = tiny_config(tmp_path, "algo.config.num_learning_iterations=1", "+resume=True")
+    # The state a kill -9 leaves: metrics.csv has iterations 1-2, last.pt is from iteration 1.
+    shutil.copyfile(exp_dir / "model_step_000001.pt", exp_dir / "last.pt")
+    cfg = tiny_config(tmp_path, "algo.config.num_learning_iterations=3", "+resume=True")
     run_training(cfg)
     after = torch.load(exp_dir / "last.pt", weights_only=True)
-    assert after["iteration"] == 3
-    assert after["total_env_steps"] > before["total_env_steps"]
+    assert after["iteration"] == 3  # the total, not 1 + 3
     assert [int(r["iteration"]) for r in read_metrics(exp_dir)] == [1, 2, 3]
-    first_lr = float(read_metrics(exp_dir)[2]["policy/actor_lr"])
-    assert first_lr > 0
+    assert float(read_metrics(exp_dir)[2]["policy/actor_lr"]) > 0
+    meta = OmegaConf.load(exp_dir / "meta.yaml")
+    assert meta.max_train_steps == 3
+    assert [launch.start_iteration for launch in meta.launches] == [0, 1]
+    assert [launch.planned_iterations for launch in meta.launches] == [2, 3]
+    # A requeued job with the same command line ends at once instead of training on.
+    run_training(tiny_config(tmp_path, "algo.config.num_learning_iterations=3", "+resume=True"))
+    assert torch.load(exp_dir / "last.pt", weights_only=True)["iteration"] == 3
+    assert [int(r["iteration"]) for r in read_metrics(exp_dir)] == [1, 2, 3]
+    assert len(OmegaConf.load(exp_dir / "meta.yaml").launches) == 3
 
 
 def test_checkpoint_starts_a_new_experiment_from_weights(trained, tmp_path):
@@ -101,6 +112,7 @@ def test_bad_inputs_fail_with_clear_messages(trained, tmp_path):
         ((f"experiment_dir={tmp_path / 'b'}", "+resume=True"), "no last.pt"),
         ((f"experiment_dir={tmp_path / 'c'}", "num_envs=2", "algo.config.num_mini_batches=4"), "num_mini_batches"),
         ((f"experiment_dir={tmp_path / 'd'}", "++algo.config.clip_prm=0.1"), "algo.config.clip_prm"),
+        ((f"experiment_dir={tmp_path / 'e'}", "device=cuda:3"), "device=cuda:3"),
     ]
     for args, message in cases:
         result = run_cli(*args)
@@ -114,26 +126,32 @@ def test_checkpoint_from_another_architecture_names_the_parameter(trained, tmp_p
     _, exp_dir = trained
     cfg = compose_config(
         CPU_PRESET, *TINY, f"experiment_dir={tmp_path / 'other'}", "algo.config.num_learning_iterations=1",
-        "algo.config.critic.hidden_dims=[64,32]", f"+checkpoint={exp_dir / 'last.pt'}",
+        "actor_critic.critic.hidden_dims=[64,32]", f"+checkpoint={exp_dir / 'last.pt'}",
     )
     with pytest.raises(ValueError, match=r"critic.*shape"):
         run_training(cfg)
     assert (exp_dir / "last.pt").is_file()  # nothing already written is touched
 
 
-def test_accelerate_launch_two_cpu_processes(tmp_path):
-    exp_dir = tmp_path / "ddp"
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-        "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"), CPU_PRESET, *TINY,
-        "algo.config.num_learning_iterations=1", "callbacks.sync_sampling.interval=1", f"experiment_dir={exp_dir}",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+def test_two_experiments_started_together_get_two_dirs(tmp_path):
+    first = tiny_config(tmp_path)
+    second = tiny_config(tmp_path)  # the same experiment_dir, as two jobs started in one second
+    dirs = [prepare_experiment_dir(cfg, resume=False, hydra_files={}) for cfg in (first, second)]
+    assert dirs[0] == tmp_path / "exp" and dirs[1] == tmp_path / "exp-1"
+    assert all((d / "config.yaml").is_file() and (d / "meta.yaml").is_file() for d in dirs)
+
+
+def test_multirun_dirs_name_their_job_and_overrides(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"), "-m", CPU_PRESET,
+         "seed=1,2", f"base_dir={tmp_path}", "algo.config.num_learning_iterations=0", "num_envs=4",
+         "algo.config.num_mini_batches=2"],
+        capture_output=True, text=True, timeout=900, cwd=REPO_ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (exp_dir / "last.pt").is_file()
-    assert [int(r["iteration"]) for r in read_metrics(exp_dir)] == [1]  # rank 0 alone writes
+    dirs = sorted(p.name for p in (tmp_path / "TRL_G1_Track").glob("sonic_cpu-*"))
+    assert len(dirs) == 2, dirs
+    assert dirs[0].endswith("_job0_seed=1") and dirs[1].endswith("_job1_seed=2"), dirs
 
 
 def test_ctrl_c_saves_last_checkpoint_and_exits_cleanly(tmp_path):

@@ -10,26 +10,22 @@ from omegaconf import DictConfig
 from gear_sonic.checkpoint import check_state_matches, load_checkpoint, require_keys
 from gear_sonic.trl.trainer.ppo_config import PPOConfig
 
-# Keys of algo.config that are not PPO hyper-parameters.
-_MODEL_KEYS = ("actor", "critic")
-
 
 def ppo_config(cfg: DictConfig) -> PPOConfig:
     """Validated PPO parameters; a misspelled override fails here, before the env starts."""
     if "algo" not in cfg:
         raise ValueError("config has no `algo` section: compose an experiment preset (+exp=...)")
-    mapping = {k: v for k, v in cfg.algo.config.items() if k not in _MODEL_KEYS}
-    return PPOConfig.from_mapping(mapping, key_prefix="algo.config")
+    return PPOConfig.from_mapping(cfg.algo.config, key_prefix="algo.config")
 
 
 def build_policy_and_value(cfg: DictConfig, obs_shapes: dict, num_actions: int):
-    algo = cfg.algo.config
-    for key in _MODEL_KEYS:
-        if key not in algo:
-            raise ValueError(f"algo.config.{key} is missing: add an actor_critic preset to the experiment")
-    actor = instantiate(algo.actor, backbone={"obs_shapes": obs_shapes, "num_actions": num_actions},
+    models = cfg.get("actor_critic") or {}
+    for key in ("actor", "critic"):
+        if key not in models:
+            raise ValueError(f"actor_critic.{key} is missing: add an actor_critic preset to the experiment")
+    actor = instantiate(models.actor, backbone={"obs_shapes": obs_shapes, "num_actions": num_actions},
                         num_actions=num_actions)
-    critic = instantiate(algo.critic, obs_shapes=obs_shapes)
+    critic = instantiate(models.critic, obs_shapes=obs_shapes)
     return actor, critic
 
 

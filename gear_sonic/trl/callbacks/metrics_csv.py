@@ -2,7 +2,8 @@
 
 The first columns are fixed (iteration, mean_reward, mean_episode_length, env_steps_per_s), then
 every logged key. A key that appears later widens the header (the file is rewritten atomically);
-a resumed run appends to the same file.
+a resumed run appends to the same file, after dropping the rows of iterations past its checkpoint
+(a run killed after iteration 8 with last.pt at 6 replays 7 and 8: each iteration is logged once).
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class MetricsCsvCallback:
                 self.columns = list(reader.fieldnames or [])
                 self.rows = list(reader)
 
+    def on_train_start(self, trainer) -> None:
+        if not trainer.accelerator.is_main_process:
+            return
+        kept = [row for row in self.rows if _iteration(row) <= trainer.iteration]
+        if len(kept) != len(self.rows):
+            self.rows = kept
+            self._rewrite()
+
     def on_iteration_end(self, trainer, iteration: int, metrics: dict) -> None:
         if not trainer.accelerator.is_main_process:
             return
@@ -49,6 +58,13 @@ class MetricsCsvCallback:
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(buffer.getvalue(), self.path)
+
+
+def _iteration(row: dict) -> float:
+    try:
+        return float(row.get("iteration"))
+    except (TypeError, ValueError):
+        return float("inf")  # unreadable rows go with the iterations being replayed
 
 
 def _scalar(value):

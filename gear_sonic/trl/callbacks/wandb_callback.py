@@ -1,5 +1,7 @@
 """Weights & Biases logging (off by default). The run id is kept in the experiment's meta.yaml, so
-a resumed experiment logs into the same run, keyed by iteration."""
+a resumed experiment logs into the same run, keyed by iteration. Online, a resume rewinds the run
+to the checkpoint's iteration (`resume_from`), so iterations replayed after a crash are logged
+once; offline runs cannot rewind and W&B drops the replayed steps (the first values are kept)."""
 
 from __future__ import annotations
 
@@ -28,10 +30,14 @@ class WandbCallback:
         import wandb
 
         meta = OmegaConf.load(self.experiment_dir / "meta.yaml")
+        where = {"id": meta.wandb_run_id, "resume": "allow"}
+        if trainer.iteration > 0 and self.mode == "online":
+            where = {"resume_from": f"{meta.wandb_run_id}?_step={trainer.iteration}"}
         self.run = wandb.init(
-            project=self.project, entity=self.entity, name=self.run_name, id=meta.wandb_run_id,
-            resume="allow", mode=self.mode, dir=str(self.experiment_dir),
+            project=self.project, entity=self.entity, name=self.run_name, mode=self.mode,
+            dir=str(self.experiment_dir),
             config=OmegaConf.to_container(OmegaConf.load(self.experiment_dir / "config.yaml")),
+            **where,
         )
 
     def on_iteration_end(self, trainer, iteration: int, metrics: dict) -> None:

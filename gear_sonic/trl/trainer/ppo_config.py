@@ -1,17 +1,14 @@
-"""Every PPO hyper-parameter in one dataclass, read from the `algo.config` node with strict checks.
-
-`algo.config` also holds the network specs (`actor`, `critic`); those are built elsewhere, so
-`from_mapping` skips them and rejects every other key it does not know, naming the full key.
+"""Every PPO hyper-parameter in one dataclass, read from the `algo.config` node with strict checks:
+`from_mapping` rejects every key it does not know, naming the full key. (The networks live in
+the `actor_critic` node.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 SCHEDULES = ("adaptive", "fixed")
-# Sibling keys of the PPO parameters under algo.config that describe the networks.
-MODEL_KEYS = ("actor", "critic")
 
 
 @dataclass
@@ -52,15 +49,11 @@ class PPOConfig:
         cls,
         mapping: Mapping,
         key_prefix: str = "algo.config",
-        skip_keys: Iterable[str] = MODEL_KEYS,
     ) -> PPOConfig:
         """Build from a dict / DictConfig; unknown keys and wrong types raise a ValueError."""
         valid = {f.name: f for f in fields(cls)}
-        skip = set(skip_keys)
         values = {}
         for key in mapping:
-            if key in skip:
-                continue
             full = f"{key_prefix}.{key}" if key_prefix else str(key)
             if key not in valid:
                 raise ValueError(f"unknown PPO parameter {full!r}; valid keys: {sorted(valid)}")
