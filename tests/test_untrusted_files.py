@@ -118,6 +118,30 @@ def test_data_tools_refuse_payload(evil_pkl, marker, tmp_path):
     assert not marker.exists()
 
 
+def test_object_arrays_are_read_through_the_allow_list(tmp_path, marker, monkeypatch):
+    """joblib stores object arrays as a nested pickle; joblib < 1.5 read it with a plain
+    pickle.load. Simulate that reader: the payload must still be refused."""
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    plain_read = NumpyArrayWrapper.read_array
+
+    def old_joblib_read_array(self, unpickler, ensure_native_byte_order):
+        if self.dtype.hasobject:
+            return pickle.load(unpickler.file_handle)
+        return plain_read(self, unpickler, ensure_native_byte_order)
+
+    monkeypatch.setattr(NumpyArrayWrapper, "read_array", old_joblib_read_array)
+    evil, fine = tmp_path / "evil.pkl", tmp_path / "fine.pkl"
+    joblib.dump({"walk": sonic_clip({"tags": np.array(["a", TouchFile(marker)], dtype=object)})},
+                evil)
+    joblib.dump({"walk": sonic_clip({"tags": np.array(["a", {"b": 1}], dtype=object)})}, fine)
+    with pytest.raises(UntrustedPickleError) as info:
+        load_motion_pickle(evil)
+    assert_refused(info.value, evil, SYSTEM_CLASS)
+    assert not marker.exists()
+    assert load_motion_pickle(fine)["walk"]["tags"].tolist() == ["a", {"b": 1}]
+
+
 def test_refusal_covers_every_global_outside_the_list(odd_pkl):
     with pytest.raises(UntrustedPickleError) as info:
         read_motion_file(odd_pkl)

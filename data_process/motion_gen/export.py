@@ -119,5 +119,5 @@ def save_clip(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_clip(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}

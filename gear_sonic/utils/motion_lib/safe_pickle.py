@@ -91,6 +91,23 @@ class _RestrictedUnpickler(NumpyUnpickler):
     """joblib's unpickler (it reads the array bytes that follow each NumpyArrayWrapper), with
     every global resolved from the allow-list instead of imported."""
 
+    dispatch = NumpyUnpickler.dispatch.copy()
+
+    def load_build(self) -> None:
+        state, wrapper = self.stack[-1], self.stack[-2]
+        dtype = state.get("dtype") if isinstance(state, dict) else None
+        if not (isinstance(wrapper, NumpyArrayWrapper) and isinstance(dtype, np.dtype)
+                and dtype.hasobject):
+            return NumpyUnpickler.load_build(self)
+        # An object array is a nested pickle after the wrapper; joblib < 1.5 reads it with a
+        # plain pickle.load, so read it here through the same allow-list.
+        pickle._Unpickler.load_build(self)
+        inner = pickle._Unpickler(self.file_handle)
+        inner.find_class = self.find_class
+        self.stack[-1] = inner.load()
+
+    dispatch[pickle.BUILD[0]] = load_build
+
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]
