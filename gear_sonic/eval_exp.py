@@ -198,13 +198,18 @@ class CheckpointEvaluator:
         out = self.step_dir(step)
         out.mkdir(parents=True, exist_ok=True)
         metrics_file = out / "metrics_eval.json"
-        metrics_file.unlink(missing_ok=True)
         shutil.rmtree(out / "videos", ignore_errors=True)
         log_path = out / "eval.log"
         values = {"checkpoint": str(ckpt), "num_envs": int(self.cfg.num_eval_envs),
                   "output_dir": str(out), "metrics_file": str(metrics_file),
                   "num_videos": int(self.cfg.num_render_videos)}
-        self.run_command(self._format(self.cfg.metrics_command, **values), log_path)
+        if metrics_file.is_file() and not (out / "failed.json").is_file():
+            # The default evaluation made by hand (or by a monitor stopped before its render):
+            # written atomically, so complete; keep it rather than replace it.
+            print(f"[eval_exp] step {step}: using the {metrics_file.name} already there", flush=True)
+        else:
+            metrics_file.unlink(missing_ok=True)
+            self.run_command(self._format(self.cfg.metrics_command, **values), log_path)
         try:
             metrics = json.loads(metrics_file.read_text())
             aggregate = metrics["aggregate"]

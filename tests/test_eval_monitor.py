@@ -174,6 +174,19 @@ def test_continuous_monitor_says_what_it_waits_for(tmp_path, fake):
     assert re.search(r"model_step_000100\.pt \(ready in 3[56]\d\d s\)", text), text
 
 
+def test_default_evaluation_made_by_hand_is_kept(tmp_path, fake):
+    exp = tmp_path / "run"
+    _make_run(exp, [100], max_train_steps=100)
+    by_hand = exp / "eval" / "step_000100"
+    _write_eval(by_hand, [{"clip": "clip_00", "success": 1.0, "progress": 1.0}], done=False)
+    before = (by_hand / "metrics_eval.json").read_text()
+    CheckpointEvaluator(_cfg(exp, fake)).run()
+    log = tmp_path / "invocations.log"
+    assert _events(log, "start") == [] and _events(log, "end", "render") == [100]
+    assert (by_hand / "metrics_eval.json").read_text() == before
+    assert (by_hand / "done.json").is_file()
+
+
 def test_eval_frequency_and_last_n(tmp_path, fake):
     exp = tmp_path / "run"
     _make_run(exp, [100, 200, 300, 400, 500], max_train_steps=1000)
