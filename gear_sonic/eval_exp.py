@@ -206,7 +206,8 @@ class CheckpointEvaluator:
         if metrics_file.is_file() and not (out / "failed.json").is_file():
             # The default evaluation made by hand (or by a monitor stopped before its render):
             # written atomically, so complete; keep it rather than replace it.
-            print(f"[eval_exp] step {step}: using the {metrics_file.name} already there", flush=True)
+            print(f"[eval_exp] step {step}: using the {metrics_file.name} already there",
+                  flush=True)
         else:
             metrics_file.unlink(missing_ok=True)
             self.run_command(self._format(self.cfg.metrics_command, **values), log_path)
