@@ -182,7 +182,7 @@ def _dataclass(cls, values: dict, key: str):
         raise EnvConfigError(f"{key}: unknown keys {sorted(unknown)} for {cls.__name__}")
     try:
         return cls(**values)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise EnvConfigError(f"{key}: {err}") from None
 
 

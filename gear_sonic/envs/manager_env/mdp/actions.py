@@ -1,10 +1,11 @@
-"""Action terms. `ReferenceJointPositionAction`: PD targets relative to the reference pose.
+"""Joint-position action terms and their inverse.
 
-target = reference joint positions (current frame of the motion command) + scale * action.
-A zero action then replays the reference through the PD controllers, so a fresh policy already
-stands and walks for a while and learning starts from tracking, not from falling. SONIC's own
-action (default pose + scale * action) is `joint_position`; this is the option the CPU demo uses
-to learn visibly within minutes.
+SONIC's action is mjlab's `JointPositionAction`: target = default pose + scale * action
+(`type: joint_position`, actions/tracking/joint_pos.yaml, used by every preset).
+`ReferenceJointPositionAction` (`type: reference_joint_position`,
+actions/tracking/reference_joint_pos.yaml) is the residual alternative: target = the motion
+command's current reference joints + scale * action, so a zero action replays the reference.
+`raw_actions_for_targets` inverts either one (motion replay, the behaviour-cloning teacher).
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ if TYPE_CHECKING:
 @dataclass(kw_only=True)
 class ReferenceJointPositionActionCfg(JointPositionActionCfg):
     command_name: str = "motion"
+    use_default_offset: bool = False  # the reference is the offset
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.use_default_offset or self.offset != 0.0:
+            raise ValueError(
+                "a reference_joint_position action is offset by the motion reference: remove "
+                "use_default_offset / offset (or use type: joint_position)"
+            )
 
     def build(self, env: ManagerBasedRlEnv) -> ReferenceJointPositionAction:
         return ReferenceJointPositionAction(self, env)
@@ -30,10 +40,15 @@ class ReferenceJointPositionActionCfg(JointPositionActionCfg):
 class ReferenceJointPositionAction(JointPositionAction):
     cfg: ReferenceJointPositionActionCfg
 
-    def process_actions(self, actions):
+    def process_actions(self, actions: torch.Tensor) -> None:
+        # The base class adds the offset; here the current reference takes its place.
+        super().process_actions(actions)
         reference = self._env.command_manager.get_term(self.cfg.command_name).ref_joint_pos
-        self._raw_actions[:] = actions
         self._processed_actions = reference[:, self._target_ids] + self._raw_actions * self._scale
+        if self.cfg.clip is not None:
+            self._processed_actions = torch.clamp(
+                self._processed_actions, min=self._clip[:, :, 0], max=self._clip[:, :, 1]
+            )
 
 
 def raw_actions_for_targets(
