@@ -15,6 +15,7 @@ of the per-pair ratios and their min-max.
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
 import time
@@ -188,6 +189,8 @@ def print_profile(benches: list[Bench], steps: int) -> None:
 # ---------------------------------------------------------------- main
 def main() -> None:
     args = parse_args()
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("gear_sonic").setLevel(logging.INFO)  # env build and motion loading progress
     from gear_sonic.envs.manager_env.builder import resolve_device
 
     device = resolve_device(args.device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from gear_sonic.sim import simulation_backend
 # warnings unless MJLAB_WARP_QUIET=0 (see gear_sonic/__init__.py).
 if os.environ.get("MJLAB_WARP_QUIET", "1").lower() in ("1", "true", "yes"):
     warp.config.log_level = warp.LOG_WARNING
+logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ACTION_TYPES = {
     "joint_position": JointPositionActionCfg,  # default pose + scale * action (SONIC)
@@ -76,8 +78,10 @@ def create_manager_env(
         seed=int(seed if seed is not None else cfg.get("seed", 0)),
         evaluation=evaluation,
     )
-    print(f"[gear_sonic] building the env ({num_envs if num_envs is not None else cfg.num_envs} envs); the first run "
-          "on a machine compiles warp kernels (about a minute on CPU)", flush=True)
+    logger.info(
+        "building the env (%d envs); the first run on a machine compiles warp kernels (about a minute on CPU)",
+        env_cfg.scene.num_envs,
+    )
     device = resolve_device(device or cfg.get("device"))
     sim_conf = cfg.manager_env.config.get("sim") or {}
     with simulation_backend(sim_conf.get("backend"), device, sim_conf.get("num_threads")):

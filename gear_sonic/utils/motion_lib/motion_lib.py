@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,6 @@ from typing import Iterable, Sequence
 import mujoco
 import numpy as np
 import torch
-from rich.progress import track
 
 from .clip import RawClip
 from .conversion import ClipFrames, convert_clip
@@ -19,7 +19,8 @@ from .kinematics import RobotKinematics
 from .quat_torch import slerp_torch
 from .readers import list_motion_files, read_motion_file
 
-# Below this many items a progress bar is more noise than help.
+logger = logging.getLogger(__name__)
+# Below this many items progress lines are more noise than help.
 _PROGRESS_MIN_ITEMS = 20
 _SMPL_SHAPE = (24, 3)
 
@@ -102,7 +103,7 @@ class MotionLib:
             self._frames = None
         else:
             self.sample_resident()
-        self._print_summary(motion_file)
+        self._log_summary(motion_file)
 
     # -----------------------------------------------------------------------------------------
     # Resident subset
@@ -246,14 +247,13 @@ class MotionLib:
             seen[clip.key] = clip.source
         return clips
 
-    def _print_summary(self, motion_file: str | Path) -> None:
+    def _log_summary(self, motion_file: str | Path) -> None:
         num_frames = int(self.clip_num_frames.sum())
         seconds = float(self.clip_duration_s.sum())
         num_smpl = int(self.clip_has_smpl.sum())
-        print(
-            f"[MotionLib] {self.num_clips} resident clips ({self.num_total_clips} in dataset), "
-            f"{num_frames} frames, {seconds:.1f} s at {self.fps:g} Hz, {num_smpl} with SMPL "
-            f"joints, from {motion_file}"
+        logger.info(
+            "%d resident clips (%d in dataset), %d frames, %.1f s at %g Hz, %d with SMPL joints, from %s",
+            self.num_clips, self.num_total_clips, num_frames, seconds, self.fps, num_smpl, motion_file,
         )
 
 
@@ -278,7 +278,11 @@ def _filter_clips(
     return clips
 
 
-def _progress(items: list, description: str) -> Iterable:
-    if len(items) <= _PROGRESS_MIN_ITEMS:
-        return items
-    return track(items, description=description, transient=True)
+def _progress(items: Sequence, description: str) -> Iterable:
+    """Yield the items, logging `description: k/n` at every tenth of a long sequence."""
+    total = len(items)
+    step = max(1, total // 10)
+    for done, item in enumerate(items, start=1):
+        yield item
+        if total > _PROGRESS_MIN_ITEMS and (done % step == 0 or done == total):
+            logger.info("%s: %d/%d", description, done, total)
