@@ -114,7 +114,7 @@ def print_table(result: dict, console=None) -> None:
     table.add_row("[b]successful[/b]", "", "", *(fmt(agg.get(f"{c}_succ")) for c in metrics))
     console = console or Console()
     # A table wider than the console would squeeze the clip names: widen the console instead.
-    needed = Measurement.get(console, console.options, table).maximum
+    needed = Measurement.get(console, console.options.update_width(100_000), table).maximum
     console.width = max(console.width, needed)
     console.print(table)
 

@@ -116,11 +116,12 @@ def test_console_table_shows_whole_clip_names():
     from gear_sonic.eval_agent_trl import print_table
 
     name = "walk_turn_left_then_stop_and_wave_0042"
-    row = {"clip": name, "success": True, "progress": 1.0, "mpjpe_g": 12.0, "mpjpe_l": 5.0,
+    row = {"clip": name, "success": True, "progress": 1.0, "mpjpe_g": 1234.5, "mpjpe_l": 5.0,
            "mpjpe_pa": 4.0, "vel_dist": 1.5, "accel_dist": 0.7}
     result = {"aggregate": {"num_clips": 1, "success_rate": 1.0, "progress_rate": 1.0},
               "clips": [row], "iteration": 60, "step_dt": 0.02}
-    buf = io.StringIO()
-    print_table(result, Console(file=buf, width=60))
-    assert name in buf.getvalue()
-    assert "mm per frame" in buf.getvalue()
+    for console in (Console(file=io.StringIO()), Console(file=io.StringIO(), width=60)):
+        print_table(result, console)  # a pipe (80 columns) and a narrow terminal
+        text = console.file.getvalue()
+        assert name in text and "1234.5" in text and "accel_dist" in text and "…" not in text
+        assert "mm per frame" in text
