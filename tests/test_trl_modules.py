@@ -409,7 +409,8 @@ def test_small_config_builds_a_working_actor_critic_and_aux_losses():
     total, losses = aux(out, obs)
     assert aux.terms["g1_recon"] == (0.01, "mse") and len(losses) == 5
     (total - log_prob.mean() + critic(obs).mean()).backward()
-    assert actor.backbone.token_dim == 16 and actor.backbone.encoders["g1"].mlp[0].in_features == 640
+    assert actor.backbone.token_dim == 16
+    assert actor.backbone.encoders["g1"].mlp[0].in_features == 640
 
 
 def test_release_config_has_sonic_sizes():

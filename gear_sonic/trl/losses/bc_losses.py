@@ -1,9 +1,9 @@
 """Behaviour cloning toward a teacher action computed by the env, fading to zero.
 
 The teacher (teachers.py) runs in the env as an observation group (default `teacher_obs`, one
-flat action-sized term such as `high_gain_reference_action`) that only this loss reads. The rollout storage keeps
-it with every other group, so the target belongs to the state the student actually visited
-(DAgger-style: no teacher rollouts). The weight falls linearly from `coef` to 0 over
+flat action-sized term such as `high_gain_reference_action`) that only this loss reads. The
+rollout storage keeps it with every other group, so the target belongs to the state the student
+actually visited (DAgger-style: no teacher rollouts). The weight falls linearly from `coef` to 0 over
 `decay_iterations`, after which PPO alone owns the policy.
 """
 
@@ -13,7 +13,9 @@ import torch
 
 
 class TeacherActionBC:
-    def __init__(self, coef: float = 1.0, decay_iterations: int = 50, obs_group: str = "teacher_obs"):
+    def __init__(
+        self, coef: float = 1.0, decay_iterations: int = 50, obs_group: str = "teacher_obs"
+    ):
         if coef < 0 or decay_iterations < 1:
             raise ValueError("bc_loss: need coef >= 0 and decay_iterations >= 1")
         self.coef = float(coef)
@@ -27,7 +29,8 @@ class TeacherActionBC:
             raise ValueError(
                 f"bc_loss.obs_group={self.obs_group!r}: the env has no such observation group "
                 f"(groups: {sorted(groups)}); add one, e.g. "
-                "`- /manager_env/observations/teacher: high_gain_reference` to the preset's defaults"
+                "`- /manager_env/observations/teacher: high_gain_reference` to the preset's "
+                "defaults"
             )
         width = groups[self.obs_group].shape[-1]
         if width != env.num_actions:
@@ -39,7 +42,9 @@ class TeacherActionBC:
     def weight(self, iteration: int) -> float:
         return self.coef * max(0.0, 1.0 - iteration / self.decay_iterations)
 
-    def __call__(self, action_mean: torch.Tensor, obs: dict, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, action_mean: torch.Tensor, obs: dict, iteration: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (weighted loss, unweighted loss)."""
         loss = (action_mean - obs[self.obs_group]).square().mean()
         return self.weight(iteration) * loss, loss.detach()
