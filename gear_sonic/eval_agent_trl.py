@@ -162,8 +162,10 @@ def _eval_env_and_actor(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path
 
 
 def worst_clips(metrics: dict, count: int) -> list[str]:
-    """Clip keys, worst first: least progress, then largest global error."""
-    rows = sorted(metrics["clips"], key=lambda r: (r["progress"], -(r.get("mpjpe_g") or 0.0)))
+    """Clip keys, worst first (gear_sonic.eval.metrics.worst_first, as the report orders them)."""
+    from gear_sonic.eval.metrics import worst_first
+
+    rows = sorted(metrics["clips"], key=worst_first)
     return [r["clip"] for r in rows[: max(0, count)]]
 
 

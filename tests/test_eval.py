@@ -283,3 +283,5 @@ def test_worst_clips_orders_by_progress_then_error():
     rows = [{"clip": "ok", "progress": 1.0, "mpjpe_g": 50.0}, {"clip": "fell", "progress": 0.2, "mpjpe_g": 10.0},
             {"clip": "sloppy", "progress": 1.0, "mpjpe_g": 90.0}]
     assert worst_clips({"clips": rows}, 2) == ["fell", "sloppy"]
+    rows.append({"clip": "failed_late", "success": False, "progress": 0.9, "mpjpe_g": 5.0})
+    assert worst_clips({"clips": rows}, 2) == ["failed_late", "fell"]  # failures first

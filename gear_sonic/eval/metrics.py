@@ -143,6 +143,16 @@ def _frame_weight(key: str, row: dict) -> int:
     return max(0, frames - FRAMES_CONSUMED[key.split("_")[0]])
 
 
+def worst_first(row: dict) -> tuple:
+    """Sort key over per-clip rows, worst first: failed, then least progress, then the largest
+    global error. The renderer picks its clips and the report orders its cards with it."""
+    def number(key, default):
+        value = row.get(key)
+        return float(value) if isinstance(value, (int, float)) else default
+
+    return (number("success", 1.0), number("progress", 1.0), -number("mpjpe_g", 0.0))
+
+
 def aggregate(per_clip: list[dict]) -> dict[str, float]:
     """per_clip rows hold `success` (bool), `progress` (0..1), `frames_scored` and metric values.
 

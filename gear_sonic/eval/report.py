@@ -19,7 +19,7 @@ import json
 import re
 from pathlib import Path
 
-from gear_sonic.eval.metrics import MIN_PA_BODIES
+from gear_sonic.eval.metrics import MIN_PA_BODIES, worst_first
 from gear_sonic.eval.outputs import evaluation_label
 from gear_sonic.eval.render import VIDEO_INDEX
 from gear_sonic.utils.atomic_io import atomic_write_text
@@ -138,15 +138,6 @@ def _plot_png(done: list[dict]) -> str | None:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _badness(clip: dict) -> tuple:
-    """Sort key: failed clips first, then lower progress, then larger local error."""
-    success = _num(clip.get("success"))
-    progress = _num(clip.get("progress"))
-    mpjpe = _num(clip.get("mpjpe_l"))
-    return (success if success is not None else 1.0, progress if progress is not None else 1.0,
-            -(mpjpe if mpjpe is not None else 0.0))
-
-
 def _clip_name(clip: dict) -> str:
     return str(clip.get("clip", clip.get("key", "")))
 
@@ -229,7 +220,7 @@ def _clip_table(clips: list[dict]) -> str:
 def _worst_clips_section(item: dict, eval_root: Path) -> list[str]:
     """Cards (clip name, numbers, video) for the clips that have a video, worst first."""
     clips = [c for c in item["metrics"].get("clips", []) if isinstance(c, dict)]
-    clips.sort(key=_badness)
+    clips.sort(key=worst_first)
     by_key, other_videos = _videos_for(clips, item["dir"] / "videos", eval_root)
     parts = [f"<h2>Worst clips: {html.escape(item['label'])}</h2>"]
     cards = []
