@@ -8,6 +8,10 @@ is printed; the last line is `ratio ours/mjlab: X.XX (spread A.AA-B.BB over N pa
 of the per-pair ratios and their min-max.
 
     python scripts/benchmark_env.py --num-envs 64 [--pairs 3] [--device cpu] [--profile]
+                                    [--backend native|warp]
+
+`--backend native` runs our env on the native MuJoCo C backend (gear_sonic.sim; mjlab's env stays
+on MJWarp) and names the last line `ratio native/mjlab-warp: X.XX (...)`.
 
 `--profile` adds, per env, the milliseconds per step spent in physics and in each manager.
 """
@@ -38,6 +42,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per block (default 100 below 64 envs, else 40)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="print ms/step per manager for both envs")
+    parser.add_argument("--backend", default="warp", choices=("native", "warp"),
+                        help="simulation backend of our env (mjlab's env always runs on warp)")
     args = parser.parse_args()
     if args.pairs < 1:
         parser.error("--pairs must be >= 1")
@@ -97,7 +103,7 @@ class Bench:
         return self.num_envs * steps / (time.perf_counter() - start)
 
 
-def build_ours(clip: Path, num_envs: int, device: str, seed: int) -> Bench:
+def build_ours(clip: Path, num_envs: int, device: str, seed: int, backend: str = "warp") -> Bench:
     from hydra import compose, initialize_config_dir
 
     from gear_sonic.envs import create_manager_env
@@ -109,10 +115,11 @@ def build_ours(clip: Path, num_envs: int, device: str, seed: int) -> Bench:
                 "+exp=manager/universal_token/all_modes/sonic_release",
                 f"manager_env.commands.motion.motion_file={clip}",
                 f"seed={seed}",
+                f"manager_env.config.sim.backend={backend}",
             ],
         )
     wrapper = create_manager_env(cfg, device=device, num_envs=num_envs)
-    return Bench("gear_sonic sonic_release", wrapper.env, wrapper.step, device, seed)
+    return Bench(f"gear_sonic sonic_release ({backend})", wrapper.env, wrapper.step, device, seed)
 
 
 def build_mjlab(npz: Path, num_envs: int, device: str, seed: int) -> Bench:
@@ -200,12 +207,13 @@ def main() -> None:
         npz = Path(tmp) / "mjlab_clip.npz"
         write_mjlab_npz(clip, npz)
         mjlab = build_mjlab(npz, args.num_envs, device, args.seed)
-        ours = build_ours(clip, args.num_envs, device, args.seed)
+        ours = build_ours(clip, args.num_envs, device, args.seed, args.backend)
     for bench in (ours, mjlab):
         bench.run(args.warmup)
     if args.profile:
         print_profile([ours, mjlab], steps)
-    print(f"clip {clip.name}, device {device}, num_envs {args.num_envs}, {steps} timed steps per block")
+    print(f"clip {clip.name}, device {device}, num_envs {args.num_envs}, "
+          f"{steps} timed steps per block, our backend {args.backend}")
     ratios = []
     for pair in range(1, args.pairs + 1):
         ours_rate = ours.run(steps)
@@ -214,8 +222,9 @@ def main() -> None:
         print(f"pair {pair}: ours {ours_rate:8.1f}  mjlab {mjlab_rate:8.1f} env-steps/s  ratio {ratios[-1]:.2f}")
     for bench in (ours, mjlab):
         bench.env.close()
+    label = "native/mjlab-warp" if args.backend == "native" else "ours/mjlab"
     print(
-        f"ratio ours/mjlab: {statistics.median(ratios):.2f} "
+        f"ratio {label}: {statistics.median(ratios):.2f} "
         f"(spread {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} pairs)"
     )
 

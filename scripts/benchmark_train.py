@@ -11,6 +11,8 @@ mini-batches. Both runners are built once and warmed up, then timed in interleav
 `--nproc 2`: our trainer with 2 processes (torchrun, gloo on CPU) against 1 process, each with
 --num-envs envs per process, interleaved runs; last line `ratio 2proc/1proc: X.XX (...)`.
 `--profile` prints where one iteration of ours spends its time (cProfile, top functions).
+`--backend native`: our trainer's env runs on the native MuJoCo C backend (gear_sonic.sim) while
+rsl_rl's stays on MJWarp; last line `ratio native/mjlab-warp: X.XX (...)`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--motion", default=None)
     parser.add_argument("--nproc", type=int, default=1, help="2: compare 2 processes against 1")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--backend", default="warp", choices=("native", "warp"),
+                        help="backend of our trainer's env (rsl_rl's always runs on warp)")
     parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)  # --nproc child mode
     args = parser.parse_args()
     if args.pairs < 1 or args.iterations < 1:
@@ -53,15 +57,18 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def mjlab_tracking_env(npz: Path, num_envs: int, device: str, seed: int = 0):
+def mjlab_tracking_env(npz: Path, num_envs: int, device: str, seed: int = 0, backend: str = "warp"):
     from mjlab.envs import ManagerBasedRlEnv
     from mjlab.tasks.tracking.config.g1.env_cfgs import unitree_g1_flat_tracking_env_cfg
+
+    from gear_sonic.sim import simulation_backend
 
     cfg = unitree_g1_flat_tracking_env_cfg()
     cfg.commands["motion"].motion_file = str(npz)
     cfg.scene.num_envs = num_envs
     cfg.seed = seed
-    return ManagerBasedRlEnv(cfg, device=device)
+    with simulation_backend(backend, device):
+        return ManagerBasedRlEnv(cfg, device=device)
 
 
 def rsl_rl_runner(npz: Path, num_envs: int, device: str):
@@ -77,7 +84,7 @@ def rsl_rl_runner(npz: Path, num_envs: int, device: str):
     return lambda iterations: runner.learn(num_learning_iterations=iterations)
 
 
-def our_trainer(npz: Path, num_envs: int, device: str, accelerator=None):
+def our_trainer(npz: Path, num_envs: int, device: str, accelerator=None, backend: str = "warp"):
     """Our TRLPPOTrainer with the same MLPs and PPO layout on mjlab's tracking env."""
     from accelerate import Accelerator
 
@@ -87,7 +94,8 @@ def our_trainer(npz: Path, num_envs: int, device: str, accelerator=None):
     from gear_sonic.trl.trainer import PPOConfig, TRLPPOTrainer
 
     accelerator = accelerator or Accelerator(cpu=device == "cpu")
-    env = ManagerEnvWrapper(mjlab_tracking_env(npz, num_envs, device, seed=accelerator.process_index))
+    seed = accelerator.process_index
+    env = ManagerEnvWrapper(mjlab_tracking_env(npz, num_envs, device, seed, backend))
     shapes = env.observation_shapes
     backbone = BaseModule(["actor"], shapes, env.num_actions, hidden_dims=HIDDEN, activation="elu")
     actor = Actor(backbone, env.num_actions, init_std=0.5, std_min=0.001, std_max=1.0)
@@ -110,7 +118,7 @@ def ratio_line(label: str, ratios: list[float]) -> str:
 
 
 def compare_with_rsl_rl(npz: Path, args, device: str) -> None:
-    trainer = our_trainer(npz, args.num_envs, device)
+    trainer = our_trainer(npz, args.num_envs, device, backend=args.backend)
     rsl_train = rsl_rl_runner(npz, args.num_envs, device)
     trainer.train(1), rsl_train(1)  # warm-up: first resets, allocator, caches
     ratios = []
@@ -122,8 +130,9 @@ def compare_with_rsl_rl(npz: Path, args, device: str) -> None:
     if args.profile:
         profile_iteration(trainer)
     print(f"task Mjlab-Tracking-Flat-Unitree-G1, device {device}, num_envs {args.num_envs}, "
-          f"{args.iterations} iterations of {STEPS_PER_ENV} steps per block")
-    print(ratio_line("ours/rsl_rl", ratios))
+          f"{args.iterations} iterations of {STEPS_PER_ENV} steps per block, "
+          f"our backend {args.backend}")
+    print(ratio_line("native/mjlab-warp" if args.backend == "native" else "ours/rsl_rl", ratios))
 
 
 def profile_iteration(trainer) -> None:

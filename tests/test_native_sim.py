@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import warnings
 
-import mujoco
 import numpy as np
 import pytest
 import torch
@@ -57,7 +56,9 @@ def build(kind: str, robot: str = "g1", num_envs: int = NUM_ENVS, **native_kwarg
         sensors=(feet,),
     )
     scene = Scene(scene_cfg, device="cpu")
-    sim_cfg = SimulationCfg(njmax=250, nconmax=35, mujoco=MujocoCfg(timestep=DT, iterations=10, ls_iterations=20))
+    sim_cfg = SimulationCfg(
+        njmax=250, nconmax=35, mujoco=MujocoCfg(timestep=DT, iterations=10, ls_iterations=20)
+    )
     if kind == "native":
         sim = NativeSimulation(num_envs, sim_cfg, spec=scene.spec, device="cpu", **native_kwargs)
     else:
@@ -96,7 +97,9 @@ def hold_pose(scene, sim, steps: int, push_steps: int = 0, push_body: str | None
     scene.update(DT)
 
 
-def rollout(kind: str, robot: str, steps: int, push: bool = False, **native_kwargs) -> dict[str, np.ndarray]:
+def rollout(
+    kind: str, robot: str, steps: int, push: bool = False, **native_kwargs
+) -> dict[str, np.ndarray]:
     scene, sim = build(kind, robot, **native_kwargs)
     place_at_default(scene, sim)
     push_body = {"g1": "torso_link", "go1": "trunk"}[robot] if push else None
@@ -127,7 +130,9 @@ def test_native_matches_warp_on_qpos_qvel_and_body_poses(robot, push):
     native, warp = cached_rollout("native", robot, push), cached_rollout("warp", robot, push)
     errors = max_errors(native, warp)
     for key, bound in BOUNDS.items():
-        assert errors[key] < bound, f"{robot}: {key} differs by {errors[key]:.2e} (all errors {errors})"
+        assert errors[key] < bound, (
+            f"{robot}: {key} differs by {errors[key]:.2e} (all errors {errors})"
+        )
     if push:  # the push moved the robot: parity is not just two robots standing still
         still = cached_rollout("native", robot, False)
         assert np.abs(still["qpos"][:, :2] - native["qpos"][:, :2]).max() > 10 * BOUNDS["qpos"]
@@ -153,8 +158,12 @@ def test_dr_write_reaches_only_that_worlds_model():
     masses = [float(m.body_mass[torso_id]) for m in sim.world_models]
     assert masses == pytest.approx([base_mass, base_mass, base_mass, 2.0 * base_mass])
     frictions = [float(m.geom_friction[:, 0].max()) for m in sim.world_models]
-    assert frictions[1] == pytest.approx(0.3) and min(frictions[0], frictions[2], frictions[3]) > 0.3
-    assert sim.mj_model.body_mass[torso_id] == pytest.approx(base_mass)  # the template stays as compiled
+    assert (
+        frictions[1] == pytest.approx(0.3) and min(frictions[0], frictions[2], frictions[3]) > 0.3
+    )
+    assert sim.mj_model.body_mass[torso_id] == pytest.approx(
+        base_mass
+    )  # the template stays as compiled
     before = sim.world_models[3].body_subtreemass[0]
     sim.recompute_constants(None)
     assert sim.world_models[3].body_subtreemass[0] == pytest.approx(before + base_mass)
@@ -197,9 +206,9 @@ def test_non_finite_world_is_reset_and_the_others_go_on(caplog):
 def test_unsupported_features_fail_naming_the_way_out():
     scene, sim = build("native", "go1", num_envs=1)
     with pytest.raises(UnsupportedFeatureError, match="sim.backend=warp"):
-        sim.wp_data
+        _ = sim.wp_data
     with pytest.raises(UnsupportedFieldError, match="sim.backend=warp"):
-        sim.data.efc_force_not_a_field
+        _ = sim.data.efc_force_not_a_field
     with pytest.raises(UnsupportedFeatureError, match="mesh variants.*sim.backend=warp"):
         NativeSimulation(1, SimulationCfg(), spec=scene.spec, variant_info=[("robot", None)])
     with pytest.raises(UnsupportedFeatureError, match="device 'cuda:0'"):

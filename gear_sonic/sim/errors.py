@@ -16,6 +16,7 @@ class UnsupportedFieldError(AttributeError):
 
     def __init__(self, owner: str, name: str):
         super().__init__(
-            f"sim.{owner}.{name} is not available on the native MuJoCo backend (MJWarp-only field); "
+            f"sim.{owner}.{name} is not available on the native MuJoCo backend "
+            "(MJWarp-only field); "
             "run with sim.backend=warp (manager_env.config.sim.backend=warp)"
         )

@@ -1,9 +1,9 @@
 """Per-world shapes and dtypes of mjlab's sim fields, read from MJWarp's own type annotations.
 
 mjlab's managers see `sim.data.<field>` / `sim.model.<field>` as MJWarp lays them out (float32,
-vector types unrolled into trailing axes, a leading world axis on batched fields). The native backend
-must hand out tensors of the same shape and dtype, so the layout is taken from `mujoco_warp`'s
-dataclass annotations rather than written down a second time here.
+vector types unrolled into trailing axes, a leading world axis on batched fields). The native
+backend must hand out tensors of the same shape and dtype, so the layout is taken from
+`mujoco_warp`'s dataclass annotations rather than written down a second time here.
 """
 
 from __future__ import annotations
@@ -18,8 +18,14 @@ import warp as wp
 from mujoco_warp._src import types as mjw_types
 
 _WORLD_DIMS = ("*", "nworld")
-_SCALAR_DTYPES = {wp.float32: np.float32, wp.float64: np.float64, wp.int32: np.int32, wp.bool: np.bool_,
-                  wp.uint8: np.uint8, wp.int8: np.int8}  # fmt: skip
+_SCALAR_DTYPES = {
+    wp.float32: np.float32,
+    wp.float64: np.float64,
+    wp.int32: np.int32,
+    wp.int8: np.int8,
+    wp.uint8: np.uint8,
+    wp.bool: np.bool_,
+}
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ def _numpy_dtype(wp_dtype) -> type:
 
 
 def field_spec(owner: str, name: str, mj_model: mujoco.MjModel) -> FieldSpec | None:
-    """Layout of field `name` of MJWarp's `owner` ('Model', 'Data', 'Option'); None if not an array."""
+    """Layout of MJWarp's `owner` ('Model', 'Data', 'Option') field `name`; None if no array."""
     annotation = _annotations(getattr(mjw_types, owner)).get(name)
     dims = getattr(annotation, "shape", None)
     if annotation is None or dims is None or not hasattr(annotation, "dtype"):

@@ -1,4 +1,4 @@
-"""A CPU simulation backend for mjlab on MuJoCo's C engine: one MjData per world, stepped in threads.
+"""A CPU simulation backend for mjlab on MuJoCo's C engine: one MjData per world, in threads.
 
 `NativeSimulation` offers the surface mjlab's managers use on its MJWarp `Simulation` (`data`,
 `model`, `step`, `forward`, `reset`, `sense`, `expand_model_fields`, `get_default_field`,
@@ -104,7 +104,9 @@ class NativeSimulation:
 
     @property
     def wp_model(self):
-        raise UnsupportedFeatureError("sim.wp_model (an MJWarp model, e.g. for differential IK actions)")
+        raise UnsupportedFeatureError(
+            "sim.wp_model (an MJWarp model, e.g. for differential IK actions)"
+        )
 
     @property
     def wp_data(self):
@@ -146,11 +148,13 @@ class NativeSimulation:
             if not hasattr(self._mj_model, field):
                 raise ValueError(f"Field '{field}' not found in model")
             dtype = getattr(self._model, field).dtype
-            self._default_model_fields[field] = torch.as_tensor(getattr(self._mj_model, field), dtype=dtype).clone()
+            self._default_model_fields[field] = torch.as_tensor(
+                getattr(self._mj_model, field), dtype=dtype
+            ).clone()
         return self._default_model_fields[field]
 
     def recompute_constants(self, level=None) -> None:
-        """mj_setConst on every world whose model changed (covers all of MJWarp's set_const levels)."""
+        """mj_setConst on each world whose model changed (covers MJWarp's set_const levels)."""
         self._push_writes()
         worlds = sorted(self._const_stale)
         if not worlds:
@@ -178,7 +182,11 @@ class NativeSimulation:
         self._push_writes()
         written = self._data.take_written()
         self._pool.run(lambda lo, hi: self._data.copy_in(written, lo, hi))
-        worlds = range(self.num_envs) if env_ids is None else torch.as_tensor(env_ids).reshape(-1).tolist()
+        worlds = (
+            range(self.num_envs)
+            if env_ids is None
+            else torch.as_tensor(env_ids).reshape(-1).tolist()
+        )
         for world in worlds:
             mujoco.mj_resetData(self._models[world], self._datas[world])
         self._data.copy_out_worlds(list(worlds))
@@ -205,7 +213,10 @@ class NativeSimulation:
             return
         worlds = np.flatnonzero(bad).tolist()
         self.nonfinite_resets += len(worlds)
-        log.warning("native sim: non-finite or exploding state in worlds %s; reset to the model default", worlds)
+        log.warning(
+            "native sim: non-finite or exploding state in worlds %s; reset to the model default",
+            worlds,
+        )
         for world in worlds:
             mujoco.mj_resetData(self._models[world], self._datas[world])
             mujoco.mj_forward(self._models[world], self._datas[world])
@@ -214,8 +225,8 @@ class NativeSimulation:
     # Sensing and CUDA-graph hooks (no-ops on CPU).
 
     def set_sensor_context(self, ctx) -> None:
-        kinds = [kind for kind, present in (("camera", ctx.has_cameras), ("raycast", bool(ctx.raycast_sensors)))
-                 if present]  # fmt: skip
+        present = {"camera": ctx.has_cameras, "raycast": bool(ctx.raycast_sensors)}
+        kinds = [kind for kind, found in present.items() if found]
         raise UnsupportedFeatureError(f"{' and '.join(kinds) or 'camera/raycast'} sensors")
 
     def sense(self) -> None:

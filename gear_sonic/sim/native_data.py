@@ -3,7 +3,7 @@
 Each field mjlab touches gets a batched numpy array (world axis first, MJWarp's layout and dtype)
 that torch sees zero-copy. Copies between that array and the worlds' MjData buffers happen only
 around MuJoCo calls and only for fields that were accessed:
-- into MjData: fields written through torch since the last call (the tensor's version counter moved);
+- into MjData: fields written through torch since the last call (their version counter moved);
 - out of MjData: every accessed field MuJoCo can change (not the pure inputs such as ctrl).
 One numpy call per (field, chunk of worlds) copies out; copying in is one assignment per world.
 """
@@ -74,7 +74,9 @@ class NativeData:
         return field.tensor
 
     def __setattr__(self, name: str, value) -> None:
-        raise AttributeError(f"sim.data.{name} cannot be rebound; write in place: sim.data.{name}[:] = value")
+        raise AttributeError(
+            f"sim.data.{name} cannot be rebound; write in place: sim.data.{name}[:] = value"
+        )
 
     def track(self, *names: str) -> None:
         """Start copying these fields now (they are otherwise tracked on first access)."""

@@ -1,4 +1,4 @@
-"""`sim.model` of the native backend: MjModel fields as torch tensors, per world where DR expands them.
+"""`sim.model` of the native backend: MjModel fields as torch tensors, per world once expanded.
 
 A field MJWarp batches over worlds is handed out as (nworld, ...): before expansion a stride-0
 broadcast of one shared row (as MJWarp does; writing to it fails in torch, as it does on warp),
@@ -9,8 +9,8 @@ those worlds are remembered for `mj_setConst`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import mujoco
 import numpy as np
@@ -33,7 +33,7 @@ class _ModelField:
 
 
 class NativeModel:
-    """Attribute access like mjlab's `sim.model` (WarpBridge over mjwarp.Model), backed by MjModels."""
+    """Attribute access like mjlab's `sim.model` (WarpBridge over mjwarp.Model), on MjModels."""
 
     def __init__(
         self,
@@ -73,7 +73,9 @@ class NativeModel:
         return self._track(spec).tensor
 
     def __setattr__(self, name: str, value) -> None:
-        raise AttributeError(f"sim.model.{name} cannot be rebound; write in place: sim.model.{name}[:] = value")
+        raise AttributeError(
+            f"sim.model.{name} cannot be rebound; write in place: sim.model.{name}[:] = value"
+        )
 
     def _read(self, model: mujoco.MjModel, spec: FieldSpec) -> np.ndarray:
         source = self._source(model)
@@ -126,7 +128,7 @@ class NativeModel:
         field.version, field.shadow = tensor._version, batch.copy()
 
     def push_writes(self) -> set[int]:
-        """Copy what torch wrote since the last call into the MjModels; returns the worlds touched."""
+        """Copy torch's writes since the last call into the MjModels; -> the worlds touched."""
         touched: set[int] = set()
         for field in self._fields.values():
             version = field.tensor._version

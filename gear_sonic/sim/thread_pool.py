@@ -1,11 +1,12 @@
-"""Chunked parallel-for over worlds. MuJoCo's C calls release the GIL, so threads step in parallel."""
+"""Chunked parallel-for over worlds (MuJoCo's C calls release the GIL: threads run in parallel)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 
 def available_cores() -> int:
@@ -19,7 +20,9 @@ def resolve_num_threads(requested: int | None, num_worlds: int) -> int:
     cores = available_cores()
     threads = cores if requested in (None, 0) else int(requested)
     if threads < 1:
-        raise ValueError(f"sim.num_threads must be >= 1 (or null for one per core), got {requested}")
+        raise ValueError(
+            f"sim.num_threads must be >= 1 (or null for one per core), got {requested}"
+        )
     if threads > cores:
         warnings.warn(
             f"sim.num_threads={threads} is more than the {cores} CPU cores this process may use; "
@@ -30,12 +33,12 @@ def resolve_num_threads(requested: int | None, num_worlds: int) -> int:
 
 
 class WorldPool:
-    """Splits [0, num_worlds) into one contiguous chunk per thread; the caller runs the last chunk."""
+    """[0, num_worlds) in one contiguous chunk per thread; the calling thread runs the last one."""
 
     def __init__(self, num_worlds: int, num_threads: int):
         self.num_threads = num_threads
         bounds = [round(i * num_worlds / num_threads) for i in range(num_threads + 1)]
-        self.chunks = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+        self.chunks = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
         self._executor = ThreadPoolExecutor(len(self.chunks) - 1) if len(self.chunks) > 1 else None
 
     def run(self, work: Callable[[int, int], None]) -> None:
