@@ -41,6 +41,9 @@ from gear_sonic.utils.atomic_io import atomic_write_text  # noqa: E402
 
 CKPT_RE = re.compile(r"^model_step_(\d+)\.pt$")
 KILL_GRACE_S = 5.0
+# Printed per finished step (metrics_eval.json and report.html hold the rest).
+SUMMARY_KEYS = ("success_rate", "progress_rate", "mpjpe_g_all", "mpjpe_l_all", "mpjpe_pa_all",
+                "vel_dist_all", "accel_dist_all")
 
 
 class EvalFailure(RuntimeError):
@@ -239,8 +242,8 @@ class CheckpointEvaluator:
                     "seconds": round(time.time() - started, 3), "aggregate": aggregate}
             atomic_write_text(json.dumps(done, indent=2), out / "done.json")
             (out / "failed.json").unlink(missing_ok=True)
-            summary = " ".join(f"{k}={v:.4g}" for k, v in aggregate.items()
-                               if isinstance(v, (int, float)))
+            summary = " ".join(f"{k}={aggregate[k]:.4g}" for k in SUMMARY_KEYS
+                               if isinstance(aggregate.get(k), (int, float)))
             print(f"[eval_exp] step {step}: done {summary}", flush=True)
             return True
         return self.is_done(step)
