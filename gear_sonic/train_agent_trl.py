@@ -9,6 +9,8 @@ Several processes (each steps its own `num_envs`, seed + rank; rank 0 writes the
     experiment_dir=DIR +resume=True  continue DIR from its last.pt (weights, optimisers, LR,
                                      counters, adaptive sampling) up to
                                      algo.config.num_learning_iterations in total
+    experiment_dir=DIR +resume=auto  continue DIR if it has a last.pt, else start a run there
+                                     (one command line for a job that a cluster may requeue)
     -m seed=1,2                      a sweep: one experiment dir per job, named by its overrides
 """
 
@@ -31,11 +33,26 @@ from gear_sonic.trl.distributed import DistributedSetupError  # noqa: E402
 log = logging.getLogger("gear_sonic.train")
 
 
+def resume_mode(cfg: DictConfig) -> bool:
+    """+resume=True/False, or auto: resume when the experiment dir has a last.pt."""
+    value = cfg.get("resume", False)
+    if isinstance(value, str) and value.lower() == "auto":
+        return (Path(cfg.experiment_dir) / "last.pt").is_file()
+    if not isinstance(value, bool):
+        raise ValueError(f"+resume={value!r}: use true, false or auto")
+    return value
+
+
 def prepare_experiment_dir(cfg: DictConfig, resume: bool, hydra_files: dict[str, str]) -> Path:
-    """Rank 0 only. A new run claims a dir no other run holds (a suffix on collision)."""
+    """Rank 0 only. A new run claims a dir no other run holds (a suffix on collision), except
+    under +resume=auto, whose dir belongs to the job that names it."""
     from gear_sonic.experiment import claim_new_dir, write_new_run_files
 
     exp_dir = Path(cfg.experiment_dir)
+    if str(cfg.get("resume", "")).lower() == "auto" and not resume:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        write_new_run_files(cfg, exp_dir, hydra_files)
+        return exp_dir
     if resume:
         if not (exp_dir / "last.pt").is_file():
             raise FileNotFoundError(
@@ -70,7 +87,8 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
 
     ppo = ppo_config(cfg)  # fail on a bad algo key before anything slow starts
     check_batch_layout(int(cfg.num_envs), ppo.num_mini_batches)
-    resume = bool(cfg.get("resume", False))
+    cfg.experiment_dir = str(cfg.experiment_dir)  # resolve ${now:...} once
+    resume = resume_mode(cfg)
     checkpoint = cfg.get("checkpoint")
     if checkpoint and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"+checkpoint={checkpoint}: no such file")

@@ -170,3 +170,17 @@ def test_ctrl_c_saves_last_checkpoint_and_exits_cleanly(tmp_path):
     state = torch.load(exp_dir / "last.pt", weights_only=True)
     assert 1 <= state["iteration"] < 1000
     assert "Traceback" not in output
+
+
+def test_resume_auto_starts_then_continues_the_same_dir(tmp_path):
+    def run(total):
+        cfg = compose_config(CPU_PRESET, *TINY, f"experiment_dir={tmp_path / 'job'}",
+                             f"algo.config.num_learning_iterations={total}", "+resume=auto")
+        return run_training(cfg)
+
+    assert run(1) == tmp_path / "job"  # no last.pt yet: a new run in exactly that dir
+    assert run(2) == tmp_path / "job"  # requeued: continues it
+    assert torch.load(tmp_path / "job" / "last.pt", weights_only=True)["iteration"] == 2
+    assert [int(r["iteration"]) for r in read_metrics(tmp_path / "job")] == [1, 2]
+    with pytest.raises(ValueError, match=r"\+resume='maybe'"):
+        run_training(compose_config(CPU_PRESET, *TINY, f"experiment_dir={tmp_path / 'x'}", "+resume=maybe"))
