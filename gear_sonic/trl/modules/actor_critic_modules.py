@@ -7,11 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Normal
 
 from gear_sonic.trl.modules.base_module import MLP, as_shape
 from gear_sonic.trl.modules.normalization import RunningMeanStd
 from gear_sonic.trl.modules.universal_token_modules import TokenOutput, UniversalTokenModule
+
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _batch_size(obs: Mapping) -> int:
@@ -80,15 +82,21 @@ class Actor(nn.Module):
             return out.action_mean, out
         return out, None
 
-    def _distribution(self, mean: torch.Tensor) -> Normal:
-        return Normal(mean, self.action_std.expand_as(mean))
+    # The Gaussian in closed form: torch.distributions.Normal validates its arguments with
+    # `.all()` checks, a host sync per call on a GPU, in every rollout step and mini-batch.
+    def _log_prob(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        std = self.action_std
+        z = (actions - mean) / std
+        return (-0.5 * z.square() - std.log() - _HALF_LOG_2PI).sum(-1)
+
+    def _entropy_per_env(self) -> torch.Tensor:
+        return (0.5 + _HALF_LOG_2PI + self.action_std.log()).sum()
 
     def act(self, obs, **backbone_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         """Sampled actions (N, A) and their log-probabilities (N,)."""
         mean, _ = self._mean_and_aux(obs, need_aux=False, **backbone_kwargs)
-        dist = self._distribution(mean)
-        actions = dist.sample()
-        return actions, dist.log_prob(actions).sum(-1)
+        actions = mean + self.action_std * torch.randn_like(mean)
+        return actions, self._log_prob(mean, actions)
 
     def act_inference(self, obs, **backbone_kwargs) -> torch.Tensor:
         """The deterministic action: the mean (N, A)."""
@@ -99,12 +107,11 @@ class Actor(nn.Module):
 
     def log_prob(self, obs, actions: torch.Tensor, **backbone_kwargs) -> torch.Tensor:
         mean, _ = self._mean_and_aux(obs, need_aux=False, **backbone_kwargs)
-        return self._distribution(mean).log_prob(actions).sum(-1)
+        return self._log_prob(mean, actions)
 
     def entropy(self, obs) -> torch.Tensor:
         """(N,) entropy; the std does not depend on the state, so no forward pass is needed."""
-        per_env = (0.5 + 0.5 * math.log(2 * math.pi) + self.action_std.log()).sum()
-        return per_env.expand(_batch_size(obs))
+        return self._entropy_per_env().expand(_batch_size(obs))
 
     def evaluate(self, obs, actions: torch.Tensor, **backbone_kwargs):
         """One forward pass for the PPO update.
@@ -112,8 +119,8 @@ class Actor(nn.Module):
         -> log_prob (N,), entropy (N,), mean (N, A), std (N, A), aux_outputs (TokenOutput or None).
         """
         mean, aux = self._mean_and_aux(obs, need_aux=True, **backbone_kwargs)
-        dist = self._distribution(mean)
-        return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1), mean, dist.stddev, aux
+        entropy = self._entropy_per_env().expand(mean.shape[0])
+        return self._log_prob(mean, actions), entropy, mean, self.action_std.expand_as(mean), aux
 
 
 class Critic(nn.Module):
