@@ -202,7 +202,8 @@ def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: d
             raise ValueError(
                 f"++metrics_file={metrics_path}: clip {unknown[0]!r} is not in the motion set")
         paths = render_clips(env, actor.act_inference, [keys.index(k) for k in wanted], out_dir,
-                             width=int(cfg.render_width), height=int(cfg.render_height))
+                             width=int(cfg.render_width), height=int(cfg.render_height),
+                             use_encoder=metrics.get("use_encoder"))
     finally:
         env.close()
     print(f"wrote {len(paths)} videos to {out_dir}")

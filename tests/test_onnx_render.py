@@ -184,7 +184,10 @@ def test_clip_named_to_escape_renders_inside_the_output_folder(tmp_path, standin
     try:
         assert env.command().motion.keys == ["../escape"]
         policy = lambda obs: torch.zeros(obs["actor_obs"].shape[0], NUM_ACTIONS)  # noqa: E731
-        paths = render_clips(env, policy, [0], out_dir, num_frames=2, width=64, height=48)
+        paths = render_clips(env, policy, [0], out_dir, num_frames=2, width=64, height=48,
+                             use_encoder="teleop")
+        cmd = env.command()
+        assert cmd.encoder_mask[0].tolist() == [float(n == "teleop") for n in cmd.encoder_names]
     finally:
         env.close()
     assert [p.parent for p in paths] == [out_dir] and paths[0].is_file()

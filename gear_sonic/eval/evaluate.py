@@ -57,6 +57,21 @@ def force_encoder(cmd, env_ids: torch.Tensor, name: str) -> None:
     cmd.encoder_mask[env_ids, column] = 1.0
 
 
+def begin_clips(env, slots: torch.Tensor, use_encoder: str | None = None) -> dict:
+    """Put env i on frame 0 of resident clip slots[i], with fresh action and observation
+    history and (optionally) one encoder forced; -> the first observation."""
+    cmd = env.command()
+    all_ids = torch.arange(env.num_envs, device=env.device)
+    cmd.start_clips(all_ids, slots, torch.zeros_like(slots))
+    env.episode_length_buf[:] = 0
+    if use_encoder is not None:
+        force_encoder(cmd, all_ids, use_encoder)
+    # start_clips moved the robots: clear the last clip's action/history buffers, then observe.
+    env.env.action_manager.reset(all_ids)
+    env.env.observation_manager.reset(all_ids)
+    return env.env.observation_manager.compute(update_history=True)
+
+
 def evaluate_checkpoint(cfg: DictConfig, checkpoint_path: str | Path, num_envs: int,
                         **kwargs) -> dict:
     """`evaluate` on the checkpoint file at `checkpoint_path`."""
@@ -134,15 +149,8 @@ def _play_round(env, actor, slots: torch.Tensor, use_encoder: str | None):
     # Spare envs replay the round's first clip; their results are dropped.
     all_ids = torch.arange(env.num_envs, device=env.device)
     all_slots = torch.cat([slots, slots[:1].expand(env.num_envs - n)])
-    cmd.start_clips(all_ids, all_slots, torch.zeros_like(all_slots))
-    env.episode_length_buf[:] = 0
-    if use_encoder is not None:
-        force_encoder(cmd, all_ids, use_encoder)
+    obs = begin_clips(env, all_slots, use_encoder)
     mask = cmd.encoder_mask[:n].clone().cpu()
-    # start_clips moved the robots: clear the last round's action/history buffers, then observe.
-    env.env.action_manager.reset(all_ids)
-    env.env.observation_manager.reset(all_ids)
-    obs = env.env.observation_manager.compute(update_history=True)
     frames = cmd.clip_num_frames[:n].clone()
     alive = torch.ones(n, dtype=torch.bool, device=env.device)
     failed = torch.zeros(n, dtype=torch.bool, device=env.device)

@@ -2,7 +2,7 @@
 
     paths = render_clips(cfg, policy_fn, clip_slots=[0, 3], out_dir="videos")
 
-Each clip starts exactly on its frame 0 (`TrackingCommand.start_clips`) in env 0 and runs for
+Each clip starts exactly on its frame 0 (`evaluate.begin_clips`, as in evaluation) and runs for
 `num_frames` steps (default: the clip length) or until env 0 terminates. Every step, a CPU MjData
 is filled from env 0's warp state and rendered with `mujoco.Renderer`; the reference pose (root
 pose + joints of the command) is set on a second MjData and its geoms are added to the same
@@ -133,14 +133,18 @@ def render_clips(
     width: int = WIDTH,
     height: int = HEIGHT,
     fps: float | None = None,
+    use_encoder: str | None = None,
 ) -> list[Path]:
     """Play each resident clip slot from frame 0 under `policy_fn(obs) -> actions`; one mp4 each.
 
     env_cfg_or_env: a ManagerEnvWrapper, or a composed config to build a 1-env env from (closed
     again afterwards). All envs start on the clip; env 0 is filmed. Returns the mp4 paths.
     Files are named after the clip key made safe (`safe_names`), so a key such as `../x` stays
-    inside out_dir; `clips.json` beside them maps each clip key to its file.
+    inside out_dir; `clips.json` beside them maps each clip key to its file. `use_encoder`
+    routes every env through that encoder, as the evaluation that chose the clips did.
     """
+    from gear_sonic.eval.evaluate import begin_clips, force_encoder
+
     import imageio.v2 as imageio
 
     env, owned = _as_env(env_cfg_or_env)
@@ -153,9 +157,7 @@ def render_clips(
     paths, index = [], {}
     try:
         for slot in clip_slots:
-            slots = torch.full_like(all_envs, int(slot))
-            cmd.start_clips(all_envs, slots, torch.zeros_like(all_envs))
-            obs = env.env.observation_manager.compute(update_history=False)
+            obs = begin_clips(env, torch.full_like(all_envs, int(slot)), use_encoder)
             steps = int(cmd.clip_num_frames[0]) - 1 if num_frames is None else int(num_frames)
             key = cmd.motion.keys[int(cmd.motion.resident_ids[int(slot)])]
             path = path_inside(out_dir, key, ".mp4")
@@ -169,6 +171,8 @@ def render_clips(
                     obs, _, done, _ = env.step(actions)
                     if bool(done[0]):
                         break
+                    if use_encoder is not None:
+                        force_encoder(cmd, all_envs, use_encoder)  # resets resample the mask
                     writer.append_data(ghost.frame())
             paths.append(path)
             index[str(key)] = path.name
