@@ -35,9 +35,9 @@ def build_eval_env_and_actor(cfg: DictConfig, state: dict, where: str, num_envs:
     from gear_sonic.envs import create_manager_env
     from gear_sonic.trl.builders import build_policy_and_value
 
-    cfg = apply_exact_replay(cfg)
+    cfg = apply_exact_replay(cfg)  # also drops the train_only events
     cfg.num_envs = int(num_envs)
-    env = create_manager_env(cfg, device=device, num_envs=int(num_envs), evaluation=True)
+    env = create_manager_env(cfg, device=device, num_envs=int(num_envs))
     try:
         actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
         load_module_state(actor, state["actor"], f"{where}: actor")
