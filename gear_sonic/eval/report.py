@@ -28,7 +28,6 @@ from gear_sonic.utils.safe_names import safe_filename
 STEP_DIR_RE = re.compile(r"^step_(\d+)$")
 CURVES = (("success_rate", "success rate"), ("mpjpe_l_all", "MPJPE local (mm)"),
           ("mpjpe_g_all", "MPJPE global (mm)"))
-NUM_WORST = 5
 METRICS_FILE = "metrics_eval.json"
 # Per-clip table: these first, then each group's columns, then anything else.
 LEADING_COLUMNS = ("clip", "success", "progress", "mpjpe_g", "mpjpe_l", "mpjpe_pa", "vel_dist",
@@ -45,8 +44,8 @@ th, td { border: 1px solid #d6dbe1; padding: 3px 8px; text-align: right; }
 th { background: #e9eef4; } td.key, th.key { text-align: left; font-family: monospace; }
 tr.fail td { background: #fdecec; }
 .clips { display: flex; flex-wrap: wrap; gap: 14px; }
-.clip { background: #fff; border: 1px solid #d6dbe1; padding: 8px; width: 330px; font-size: 12px; }
-.clip video { width: 320px; background: #000; }
+.clip { background: #fff; border: 1px solid #d6dbe1; padding: 8px; width: 490px; font-size: 12px; }
+.clip video { width: 480px; background: #000; }
 .plot { background: #fff; border: 1px solid #d6dbe1; max-width: 100%; }
 """
 
@@ -229,7 +228,7 @@ def _worst_clips_section(item: dict, eval_root: Path) -> list[str]:
         if key not in by_key:
             continue
         info = " &middot; ".join(f"{html.escape(k)}={_fmt(clip[k])}"
-                                 for k in ("success", "progress", "mpjpe_l") if k in clip)
+                                 for k in ("success", "progress", "mpjpe_g") if k in clip)
         cards.append(f'<div class="clip"><div class="key"><b>{html.escape(key)}</b></div>'
                      f"<div>{info}</div>{_video_tag(by_key[key])}</div>")
     for rel in other_videos:
