@@ -17,6 +17,7 @@ from mjlab.entity.data import compute_velocity_from_cvel
 from mjlab.managers import CommandTerm, CommandTermCfg
 from mjlab.utils.lab_api.math import (
     quat_apply,
+    quat_apply_inverse,
     quat_error_magnitude,
     quat_from_euler_xyz,
     quat_inv,
@@ -28,6 +29,7 @@ from mjlab.utils.lab_api.math import (
 from gear_sonic.envs.manager_env.mdp.adaptive_sampling import AdaptiveBinSampler
 from gear_sonic.envs.manager_env.mdp.encoder_sampling import sample_encoder_masks
 from gear_sonic.utils.motion_lib import MotionLib
+from gear_sonic.utils.rotations import smpl_root_rotation
 
 if TYPE_CHECKING:
     from mjlab.entity import Entity
@@ -213,6 +215,7 @@ class TrackingCommand(CommandTerm):
         self.future_anchor_quat_w = state.body_quat_w[:, future, self.anchor_index]  # (N, F, 4)
         self.smpl_future_joints_w = state.smpl_joints[:, smpl]  # (N, Fs, 24, 3), motion frame
         self.smpl_future_wrist_pos = state.joint_pos[:, smpl][:, :, self.wrist_joint_ids]
+        self._derived: dict[str, torch.Tensor] = {}  # reference-only values, computed on first use
         self._update_relative_bodies()
 
     def _update_relative_bodies(self) -> None:
@@ -244,6 +247,36 @@ class TrackingCommand(CommandTerm):
     @property
     def ref_anchor_quat_w(self) -> torch.Tensor:
         return self.ref_body_quat_w[:, self.anchor_index]
+
+    # Reference-only quantities that several terms read: computed once per reference refresh.
+    @property
+    def future_joint_state(self) -> torch.Tensor:
+        """Future reference joint positions then velocities per frame, (N, F, 2 J)."""
+        if "future_joint_state" not in self._derived:
+            self._derived["future_joint_state"] = torch.cat([self.future_joint_pos, self.future_joint_vel], dim=-1)
+        return self._derived["future_joint_state"]
+
+    @property
+    def smpl_future_root_rot(self) -> torch.Tensor:
+        """Root frames of the future SMPL keypoints, (N, Fs, 3, 3) (x forward, y left, z up)."""
+        if "smpl_future_root_rot" not in self._derived:
+            self._derived["smpl_future_root_rot"] = smpl_root_rotation(self.smpl_future_joints_w)
+        return self._derived["smpl_future_root_rot"]
+
+    @property
+    def ref_vr_points_b(self) -> torch.Tensor:
+        """Reference VR points (head, hands) in the reference anchor frame, (N, 3, 3)."""
+        if "ref_vr_points_b" not in self._derived:
+            self._derived["ref_vr_points_b"] = self.vr_points_in_anchor_frame(self.ref_body_pos_w, self.ref_body_quat_w)
+        return self._derived["ref_vr_points_b"]
+
+    def vr_points_in_anchor_frame(self, body_pos_w: torch.Tensor, body_quat_w: torch.Tensor) -> torch.Tensor:
+        """VR points of tracked-body poses (N, B, 3/4), expressed in those poses' own anchor frame."""
+        quat = body_quat_w[:, self.vr_index]
+        offsets = self.vr_offsets[None].expand(quat.shape[0], -1, -1)
+        points_w = body_pos_w[:, self.vr_index] + quat_apply(quat, offsets)
+        anchor_quat = body_quat_w[:, self.anchor_index, None, :].expand_as(quat)
+        return quat_apply_inverse(anchor_quat, points_w - body_pos_w[:, self.anchor_index, None, :])
 
     @property
     def ref_anchor_height(self) -> torch.Tensor:

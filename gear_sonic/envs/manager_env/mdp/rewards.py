@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING
 
 import torch
 from mjlab.managers.scene_entity_config import SceneEntityCfg
-from mjlab.utils.lab_api.math import quat_apply_inverse, quat_error_magnitude
+from mjlab.utils.lab_api.math import quat_error_magnitude
 
 from gear_sonic.envs.manager_env.mdp.commands import tracking_command
-from gear_sonic.envs.manager_env.mdp.observations import vr_points_w
 
 if TYPE_CHECKING:
     from mjlab.envs import ManagerBasedRlEnv
@@ -58,16 +57,8 @@ def tracking_body_angvel_exp(env: ManagerBasedRlEnv, command_name: str, std: flo
 def tracking_vr_3point_local_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
     """VR points (head, hands) in each side's own anchor frame: what a VR teleoperator sees."""
     cmd = tracking_command(env, command_name)
-    a = cmd.anchor_index
-
-    def local_points(body_pos: torch.Tensor, body_quat: torch.Tensor) -> torch.Tensor:
-        points = vr_points_w(cmd, body_pos, body_quat)
-        anchor_quat = body_quat[:, a, None, :].expand(-1, points.shape[1], -1)
-        return quat_apply_inverse(anchor_quat, points - body_pos[:, a, None, :])
-
-    ref = local_points(cmd.ref_body_pos_w, cmd.ref_body_quat_w)
-    robot = local_points(cmd.robot_body_pos_w, cmd.robot_body_quat_w)
-    error = torch.sum(torch.square(ref - robot), dim=-1).mean(-1)
+    robot = cmd.vr_points_in_anchor_frame(cmd.robot_body_pos_w, cmd.robot_body_quat_w)
+    error = torch.sum(torch.square(cmd.ref_vr_points_b - robot), dim=-1).mean(-1)
     return torch.exp(-error / std**2)
 
 

@@ -70,7 +70,7 @@ def g1_contact_sensors() -> tuple[ContactSensorCfg, ...]:
         name="undesired_contacts",
         primary=ContactMatch(mode="body", pattern=watched, entity="robot"),
         secondary=None,
-        fields=("found", "force"),
+        fields=("force",),  # the penalty reads the force only; each field is one MuJoCo sensor per body
         reduce="netforce",
         num_slots=1,
     )

@@ -1,0 +1,60 @@
+"""MDP terms read the tracking command through its public views; contact penalty sees the body."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gear_sonic.envs import create_manager_env
+from gear_sonic.envs.manager_env.mdp import rewards
+from gear_sonic.envs.manager_env.mdp.commands import tracking_command
+from tests.conftest import EXACT_RESET, RELEASE_PRESET, compose_config
+
+
+@pytest.fixture(scope="module")
+def standing_env(standing_clip):
+    cfg = compose_config(RELEASE_PRESET, *EXACT_RESET, f"manager_env.commands.motion.motion_file={standing_clip}")
+    env = create_manager_env(cfg, device="cpu", num_envs=2)
+    yield env
+    env.close()
+
+
+def test_tracking_command_names_a_wrong_command(standing_env):
+    env = standing_env.env
+    assert tracking_command(env, "motion") is standing_env.command()
+    with pytest.raises(KeyError):
+        tracking_command(env, "no_such_command")
+
+
+def test_anchor_views_are_the_anchor_rows(standing_env):
+    cmd = standing_env.command()
+    standing_env.reset()
+    a = cmd.anchor_index
+    torch.testing.assert_close(cmd.ref_anchor_pos_w, cmd.ref_body_pos_w[:, a])
+    torch.testing.assert_close(cmd.ref_anchor_quat_w, cmd.ref_body_quat_w[:, a])
+    torch.testing.assert_close(cmd.robot_anchor_pos_w, cmd.robot_body_pos_w[:, a])
+    torch.testing.assert_close(cmd.robot_anchor_quat_w, cmd.robot_body_quat_w[:, a])
+    origins = standing_env.env.scene.env_origins
+    torch.testing.assert_close(cmd.ref_anchor_height, cmd.ref_anchor_pos_w[:, 2] - origins[:, 2])
+    torch.testing.assert_close(cmd.future_joint_state[:, 0], torch.cat([cmd.ref_joint_pos, cmd.ref_joint_vel], -1))
+
+
+def test_undesired_contacts_count_bodies_other_than_feet_and_hands(standing_env):
+    env = standing_env.env
+    standing_env.reset()
+    penalty = lambda: rewards.undesired_contacts(env, sensor_name="undesired_contacts", threshold=1.0)  # noqa: E731
+    for _ in range(4):
+        env.sim.step()
+    env.scene.update(dt=env.physics_dt)
+    assert (penalty() == 0).all()  # standing: only the feet touch the ground
+    robot = env.scene["robot"]
+    pose = robot.data.root_link_pose_w.clone()
+    pose[:, 2] = 0.2  # lying on its back just above the floor, then dropped for 0.3 s
+    pose[:, 3:7] = torch.tensor([math.cos(math.pi / 4), 0.0, -math.sin(math.pi / 4), 0.0])
+    robot.write_root_link_pose_to_sim(pose)
+    for _ in range(60):
+        env.sim.step()
+    env.scene.update(dt=env.physics_dt)
+    assert (penalty() >= 1).all()
