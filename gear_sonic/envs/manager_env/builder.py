@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gear_sonic.envs.manager_env.mdp.actions import ReferenceJointPositionActionCfg
 from gear_sonic.envs.manager_env.mdp.commands import TrackingCommandCfg
+from gear_sonic.envs.manager_env.mdp.locomotion.commands import velocity_command_cfg
 from gear_sonic.envs.manager_env.robots import RobotSpec, get_robot
 from gear_sonic.envs.manager_env.terms import (
     EnvConfigError,
@@ -157,8 +158,11 @@ def _commands(section: dict, robot: RobotSpec) -> dict:
         key = f"manager_env.commands.{name}"
         entry = dict(entry)
         kind = entry.pop("type", None)
+        if kind == "velocity":  # locomotion: mjlab's UniformVelocityCommandCfg
+            out[name] = velocity_command_cfg(entry, key)
+            continue
         if kind != "tracking":
-            raise EnvConfigError(f"{key}.type: unknown command type {kind!r}; supported: tracking")
+            raise EnvConfigError(f"{key}.type: unknown command type {kind!r}; supported: tracking, velocity")
         if entry.get("body_names") == "robot":
             entry["body_names"] = robot.tracked_bodies
         entry.setdefault("vr_body_names", robot.vr_bodies)
