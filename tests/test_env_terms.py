@@ -58,3 +58,22 @@ def test_undesired_contacts_count_bodies_other_than_feet_and_hands(standing_env)
         env.sim.step()
     env.scene.update(dt=env.physics_dt)
     assert (penalty() >= 1).all()
+
+
+def test_fused_quaternion_helpers_match_mjlab():
+    from mjlab.utils.lab_api.math import matrix_from_quat, quat_error_magnitude, quat_inv, quat_mul
+
+    from gear_sonic.envs.manager_env.mdp.rotation_math import (
+        quat_angle_between,
+        quat_conj_mul,
+        rotation_6d_from_quat,
+    )
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(500, 4, generator=gen), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(500, 4, generator=gen), dim=-1)
+    b[:5], b[5:10] = a[:5], -a[5:10]  # same rotation (both signs): angle 0
+    torch.testing.assert_close(quat_conj_mul(a, b), quat_mul(quat_inv(a), b))
+    torch.testing.assert_close(quat_angle_between(a, b), quat_error_magnitude(a, b), atol=2e-6, rtol=1e-5)
+    assert quat_angle_between(a, b)[:10].abs().max() < 1e-3
+    torch.testing.assert_close(rotation_6d_from_quat(a), matrix_from_quat(a)[..., :2].reshape(-1, 6))

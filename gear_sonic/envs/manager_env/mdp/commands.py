@@ -18,7 +18,6 @@ from mjlab.managers import CommandTerm, CommandTermCfg
 from mjlab.utils.lab_api.math import (
     quat_apply,
     quat_apply_inverse,
-    quat_error_magnitude,
     quat_from_euler_xyz,
     quat_inv,
     quat_mul,
@@ -28,6 +27,7 @@ from mjlab.utils.lab_api.math import (
 
 from gear_sonic.envs.manager_env.mdp.adaptive_sampling import AdaptiveBinSampler
 from gear_sonic.envs.manager_env.mdp.encoder_sampling import sample_encoder_masks
+from gear_sonic.envs.manager_env.mdp.rotation_math import quat_angle_between
 from gear_sonic.utils.motion_lib import MotionLib
 from gear_sonic.utils.rotations import smpl_root_rotation
 
@@ -326,13 +326,11 @@ class TrackingCommand(CommandTerm):
     # ------------------------------------------------------------------ manager hooks
     def _update_metrics(self) -> None:
         self.metrics["error_anchor_pos"] = torch.norm(self.ref_anchor_pos_w - self.robot_anchor_pos_w, dim=-1)
-        self.metrics["error_anchor_rot"] = quat_error_magnitude(self.ref_anchor_quat_w, self.robot_anchor_quat_w)
+        self.metrics["error_anchor_rot"] = quat_angle_between(self.ref_anchor_quat_w, self.robot_anchor_quat_w)
         self.metrics["error_body_pos"] = torch.norm(
             self.ref_body_pos_relative_w - self.robot_body_pos_w, dim=-1
         ).mean(-1)
-        self.metrics["error_body_rot"] = quat_error_magnitude(
-            self.ref_body_quat_relative_w, self.robot_body_quat_w
-        ).mean(-1)
+        self.metrics["error_body_rot"] = quat_angle_between(self.ref_body_quat_relative_w, self.robot_body_quat_w).mean(-1)
         self.metrics["error_joint_pos"] = torch.norm(self.ref_joint_pos - self.robot_joint_pos, dim=-1)
         self.metrics["error_joint_vel"] = torch.norm(self.ref_joint_vel - self.robot_joint_vel, dim=-1)
 

@@ -10,15 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from mjlab.utils.lab_api.math import (
-    matrix_from_quat,
-    quat_apply_inverse,
-    quat_inv,
-    quat_mul,
-)
+from mjlab.utils.lab_api.math import matrix_from_quat, quat_apply_inverse
 
 from gear_sonic.envs.manager_env.mdp.commands import tracking_command
-from gear_sonic.utils.rotations import rotation_6d, rotation_6d_from_matrix
+from gear_sonic.envs.manager_env.mdp.rotation_math import quat_conj_mul, rotation_6d_from_quat
+from gear_sonic.utils.rotations import rotation_6d_from_matrix
 
 if TYPE_CHECKING:
     from mjlab.envs import ManagerBasedRlEnv
@@ -57,15 +53,14 @@ def motion_anchor_pos_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tens
 def motion_anchor_ori_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Reference anchor orientation relative to the robot anchor, as 6-D rotation."""
     cmd = tracking_command(env, command_name)
-    return rotation_6d(quat_mul(quat_inv(cmd.robot_anchor_quat_w), cmd.ref_anchor_quat_w))
+    return rotation_6d_from_quat(quat_conj_mul(cmd.robot_anchor_quat_w, cmd.ref_anchor_quat_w))
 
 
 def motion_anchor_ori_b_mf_nonflat(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Future reference anchor orientations relative to the current robot anchor, (N, frames, 6)."""
     cmd = tracking_command(env, command_name)
     future = cmd.future_anchor_quat_w
-    relative = quat_mul(quat_inv(cmd.robot_anchor_quat_w)[:, None, :].expand_as(future), future)
-    return rotation_6d(relative)
+    return rotation_6d_from_quat(quat_conj_mul(cmd.robot_anchor_quat_w[:, None, :], future))
 
 
 def robot_body_pos_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
@@ -80,8 +75,7 @@ def robot_body_ori_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Tracked robot body orientations in the robot anchor frame, 6-D each, flattened."""
     cmd = tracking_command(env, command_name)
     bodies = cmd.robot_body_quat_w
-    inverse_anchor = quat_inv(cmd.robot_anchor_quat_w)[:, None, :].expand_as(bodies)
-    return rotation_6d(quat_mul(inverse_anchor, bodies)).flatten(1)
+    return rotation_6d_from_quat(quat_conj_mul(cmd.robot_anchor_quat_w[:, None, :], bodies)).flatten(1)
 
 
 # ---------------------------------------------------------------- VR 3-point (teleop)
@@ -94,8 +88,7 @@ def vr_3point_local_orn_target(env: ManagerBasedRlEnv, command_name: str) -> tor
     """Reference VR body orientations relative to the reference anchor, quaternions (N, 12)."""
     cmd = tracking_command(env, command_name)
     quats = cmd.ref_body_quat_w[:, cmd.vr_index]
-    anchor = cmd.ref_anchor_quat_w[:, None, :].expand_as(quats)
-    return quat_mul(quat_inv(anchor), quats).flatten(1)
+    return quat_conj_mul(cmd.ref_anchor_quat_w[:, None, :], quats).flatten(1)
 
 
 # ---------------------------------------------------------------- SMPL keypoints

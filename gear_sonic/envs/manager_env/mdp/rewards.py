@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import torch
 from mjlab.managers.scene_entity_config import SceneEntityCfg
-from mjlab.utils.lab_api.math import quat_error_magnitude
 
 from gear_sonic.envs.manager_env.mdp.commands import tracking_command
+from gear_sonic.envs.manager_env.mdp.rotation_math import quat_angle_between
 
 if TYPE_CHECKING:
     from mjlab.envs import ManagerBasedRlEnv
@@ -26,7 +26,7 @@ def tracking_anchor_pos_exp(env: ManagerBasedRlEnv, command_name: str, std: floa
 
 def tracking_anchor_ori_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
     cmd = tracking_command(env, command_name)
-    error = quat_error_magnitude(cmd.ref_anchor_quat_w, cmd.robot_anchor_quat_w) ** 2
+    error = quat_angle_between(cmd.ref_anchor_quat_w, cmd.robot_anchor_quat_w) ** 2
     return torch.exp(-error / std**2)
 
 
@@ -38,7 +38,7 @@ def tracking_relative_body_pos_exp(env: ManagerBasedRlEnv, command_name: str, st
 
 def tracking_relative_body_ori_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
     cmd = tracking_command(env, command_name)
-    error = quat_error_magnitude(cmd.ref_body_quat_relative_w, cmd.robot_body_quat_w) ** 2
+    error = quat_angle_between(cmd.ref_body_quat_relative_w, cmd.robot_body_quat_w) ** 2
     return torch.exp(-error.mean(-1) / std**2)
 
 

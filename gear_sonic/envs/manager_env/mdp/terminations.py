@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from mjlab.utils.lab_api.math import quat_error_magnitude
 
 from gear_sonic.envs.manager_env.mdp.commands import tracking_command
+from gear_sonic.envs.manager_env.mdp.rotation_math import quat_angle_between
 
 if TYPE_CHECKING:
     from mjlab.envs import ManagerBasedRlEnv
@@ -48,7 +48,7 @@ def anchor_height_error(
 def anchor_ori_error(env: ManagerBasedRlEnv, command_name: str, threshold: float) -> torch.Tensor:
     """Squared rotation angle (rad^2) between reference and robot anchor above `threshold`."""
     cmd = tracking_command(env, command_name)
-    angle = quat_error_magnitude(cmd.ref_anchor_quat_w, cmd.robot_anchor_quat_w)
+    angle = quat_angle_between(cmd.ref_anchor_quat_w, cmd.robot_anchor_quat_w)
     return angle**2 > threshold
 
 
