@@ -1,0 +1,43 @@
+"""go2_velocity_cpu through train_agent_trl's run_training: 2 iterations write the experiment dir
+(config, checkpoints, metrics.csv with the velocity-task reward terms)."""
+
+from __future__ import annotations
+
+import csv
+
+import torch
+
+from gear_sonic.checkpoint import load_checkpoint
+from gear_sonic.train_agent_trl import run_training
+from tests.conftest import compose_config
+
+GO2_CPU_PRESET = "+exp=manager/locomotion/go2_velocity_cpu"
+
+
+def test_go2_velocity_cpu_two_iterations_write_their_files(tmp_path):
+    cfg = compose_config(
+        GO2_CPU_PRESET,
+        "num_envs=4",
+        "algo.config.num_mini_batches=2",
+        "algo.config.num_steps_per_env=8",
+        "algo.config.num_learning_epochs=1",
+        "algo.config.num_learning_iterations=2",
+        "callbacks.model_save.save_interval=1",
+        "callbacks.model_save.last_interval=1",
+        "manager_env.config.episode_length_s=0.1",  # 5-step episodes: every rollout ends some
+        f"experiment_dir={tmp_path / 'exp'}",
+    )
+    exp_dir = run_training(cfg)
+    for name in ("config.yaml", "meta.yaml", "last.pt", "model_step_000002.pt", "metrics.csv"):
+        assert (exp_dir / name).is_file(), name
+    with (exp_dir / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["iteration"]) for r in rows] == [1, 2]
+    for term in ("track_lin_vel_xy_exp", "track_ang_vel_z_exp", "feet_air_time", "lin_vel_z_l2"):
+        assert f"Episode_Reward/{term}" in rows[0], term
+    assert "Episode_Termination/base_contact" in rows[0]
+    assert float(rows[0]["Episode_Termination/time_out"]) > 0.0
+    state = load_checkpoint(exp_dir / "last.pt")
+    first = state["actor"]["backbone.mlp.0.weight"]
+    # actor_obs = 3 + 3 + 3 + 12 + 12 + 12 (proprio, command, last action) + 3 + 4 + 1 (privileged)
+    assert first.shape == (512, 53) and torch.isfinite(first).all()
