@@ -61,12 +61,21 @@ def test_undesired_contacts_count_bodies_other_than_feet_and_hands(standing_env)
 
 
 def test_fused_quaternion_helpers_match_mjlab():
-    from mjlab.utils.lab_api.math import matrix_from_quat, quat_error_magnitude, quat_inv, quat_mul
+    from mjlab.utils.lab_api.math import (
+        matrix_from_quat,
+        quat_apply,
+        quat_error_magnitude,
+        quat_inv,
+        quat_mul,
+        yaw_quat,
+    )
 
     from gear_sonic.envs.manager_env.mdp.rotation_math import (
         quat_angle_between,
         quat_conj_mul,
+        relative_yaw_half_angle,
         rotation_6d_from_quat,
+        yaw_rotate,
     )
 
     gen = torch.Generator().manual_seed(0)
@@ -77,3 +86,9 @@ def test_fused_quaternion_helpers_match_mjlab():
     torch.testing.assert_close(quat_angle_between(a, b), quat_error_magnitude(a, b), atol=2e-6, rtol=1e-5)
     assert quat_angle_between(a, b)[:10].abs().max() < 1e-3
     torch.testing.assert_close(rotation_6d_from_quat(a), matrix_from_quat(a)[..., :2].reshape(-1, 6))
+    # Reference bodies turned by the robot's heading relative to the reference (re-anchoring).
+    bodies, pos = b[:, None].expand(-1, 3, -1), torch.randn(500, 3, 3, generator=gen)
+    delta = yaw_quat(quat_mul(a, quat_inv(b)))[:, None].expand(-1, 3, -1)
+    new_pos, new_quat = yaw_rotate(*relative_yaw_half_angle(a, b), pos, bodies)
+    torch.testing.assert_close(new_pos, quat_apply(delta, pos), atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(new_quat, quat_mul(delta, bodies), atol=2e-6, rtol=1e-5)

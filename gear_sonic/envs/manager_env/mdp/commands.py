@@ -19,15 +19,17 @@ from mjlab.utils.lab_api.math import (
     quat_apply,
     quat_apply_inverse,
     quat_from_euler_xyz,
-    quat_inv,
     quat_mul,
     sample_uniform,
-    yaw_quat,
 )
 
 from gear_sonic.envs.manager_env.mdp.adaptive_sampling import AdaptiveBinSampler
 from gear_sonic.envs.manager_env.mdp.encoder_sampling import sample_encoder_masks
-from gear_sonic.envs.manager_env.mdp.rotation_math import quat_angle_between
+from gear_sonic.envs.manager_env.mdp.rotation_math import (
+    quat_angle_between,
+    relative_yaw_half_angle,
+    yaw_rotate,
+)
 from gear_sonic.utils.motion_lib import MotionLib
 from gear_sonic.utils.rotations import smpl_root_rotation
 
@@ -155,6 +157,8 @@ class TrackingCommand(CommandTerm):
         # Envs reset inside this env step keep their start frame at this step's command update.
         self._hold = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._skip_failure_record = False  # set by resample_resident_clips for the restart
+        self._pose_bounds = self._range_bounds(cfg.pose_range)
+        self._velocity_bounds = self._range_bounds(cfg.velocity_range)
         for name in ("anchor_pos", "anchor_rot", "body_pos", "body_rot", "joint_pos", "joint_vel"):
             self.metrics[f"error_{name}"] = torch.zeros(n, device=self.device)
         self._refresh_reference()
@@ -222,18 +226,13 @@ class TrackingCommand(CommandTerm):
         """Reference bodies moved onto the robot: anchor xy and heading from the robot, z from the
         reference, so body rewards judge the pose and not the drift."""
         ref_anchor_pos = self.ref_anchor_pos_w
-        ref_anchor_quat = self.ref_anchor_quat_w
-        robot_anchor_pos = self.robot_anchor_pos_w
-        robot_anchor_quat = self.robot_anchor_quat_w
-        delta_pos = robot_anchor_pos.clone()
+        delta_pos = self.robot_anchor_pos_w.clone()
         delta_pos[:, 2] = ref_anchor_pos[:, 2]
-        delta_yaw = yaw_quat(quat_mul(robot_anchor_quat, quat_inv(ref_anchor_quat)))
-        num_bodies = len(self.body_names)
-        delta_yaw_b = delta_yaw[:, None, :].expand(-1, num_bodies, -1)
-        self.ref_body_quat_relative_w = quat_mul(delta_yaw_b, self.ref_body_quat_w)
-        self.ref_body_pos_relative_w = delta_pos[:, None, :] + quat_apply(
-            delta_yaw_b, self.ref_body_pos_w - ref_anchor_pos[:, None, :]
+        cos_half, sin_half = relative_yaw_half_angle(self.robot_anchor_quat_w, self.ref_anchor_quat_w)
+        offsets, self.ref_body_quat_relative_w = yaw_rotate(
+            cos_half, sin_half, self.ref_body_pos_w - ref_anchor_pos[:, None, :], self.ref_body_quat_w
         )
+        self.ref_body_pos_relative_w = delta_pos[:, None, :] + offsets
 
     # ------------------------------------------------------------------ named views for the terms
     # Reference side: ref_joint_pos / ref_joint_vel (N, J) and ref_body_pos_w / ref_body_quat_w /
@@ -379,10 +378,10 @@ class TrackingCommand(CommandTerm):
         num = len(env_ids)
         root_pos = state.body_pos_w[:, 0] + self._env.scene.env_origins[env_ids]
         root_quat = state.body_quat_w[:, 0]
-        pose = self._sample_ranges(self.cfg.pose_range, num)
+        pose = self._sample_ranges(self._pose_bounds, num)
         root_pos = root_pos + pose[:, :3]
         root_quat = quat_mul(quat_from_euler_xyz(pose[:, 3], pose[:, 4], pose[:, 5]), root_quat)
-        vel = self._sample_ranges(self.cfg.velocity_range, num)
+        vel = self._sample_ranges(self._velocity_bounds, num)
         root_lin_vel = state.body_lin_vel_w[:, 0] + vel[:, :3]
         root_ang_vel = state.body_ang_vel_w[:, 0] + vel[:, 3:]
         low, high = self.cfg.joint_position_range
@@ -394,9 +393,12 @@ class TrackingCommand(CommandTerm):
         self.robot.write_root_state_to_sim(root_state, env_ids=env_ids)
         self.robot.reset(env_ids=env_ids)
 
-    def _sample_ranges(self, ranges: dict[str, tuple[float, float]] | None, num: int) -> torch.Tensor:
+    def _range_bounds(self, ranges: dict[str, tuple[float, float]] | None) -> torch.Tensor:
+        """(6, 2) low/high per x, y, z, roll, pitch, yaw; missing keys do not perturb."""
         ranges = ranges or {}
-        bounds = torch.tensor([ranges.get(k, (0.0, 0.0)) for k in _POSE_KEYS], device=self.device)
+        return torch.tensor([ranges.get(k, (0.0, 0.0)) for k in _POSE_KEYS], device=self.device)
+
+    def _sample_ranges(self, bounds: torch.Tensor, num: int) -> torch.Tensor:
         return sample_uniform(bounds[:, 0], bounds[:, 1], (num, 6), device=self.device)
 
     def _update_command(self, env_ids: torch.Tensor | None = None) -> None:
