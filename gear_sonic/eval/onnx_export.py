@@ -262,5 +262,77 @@ def metadata_from_env(env) -> dict:
     meta["observation_terms"] = {
         group: [name for name, _ in terms] for group, terms in env.term_layout.items()
     }
+    meta.update(deploy_contract(env))
     return meta
+
+
+# Groups a deployed policy reads; the critic and teacher groups stay in training.
+DEPLOY_GROUPS = ("actor_obs", "tokenizer_obs")
+
+
+def deploy_contract(env) -> dict:
+    """What gear_sonic/deploy needs to rebuild the policy's inputs without the env.
+
+    sim: physics step and decimation. observation_contract: per deployed group, each term's
+    function name, params, per-step shape, history length, clip and scale, in env order.
+    command: the tracking command's bodies, VR points, joint subsets and future-frame offsets.
+    """
+    manager = env.env.observation_manager
+    contract = {}
+    for group in DEPLOY_GROUPS:
+        if group not in env.term_layout:
+            continue
+        terms = []
+        for name, dims in env.term_layout[group]:
+            cfg = manager.get_term_cfg(group, name)
+            history = int(cfg.history_length or 0)
+            shape = list(dims)
+            if history and cfg.flatten_history_dim:
+                shape = [shape[0] // history, *shape[1:]]
+            elif history:
+                shape = shape[1:]
+            terms.append({
+                "name": name,
+                "func": getattr(cfg.func, "__name__", type(cfg.func).__name__),
+                "params": {k: v for k, v in (cfg.params or {}).items() if _is_plain(v)},
+                "shape": shape,
+                "history_length": history,
+                "clip": list(cfg.clip) if cfg.clip else None,
+                "scale": _plain_scale(cfg.scale),
+            })
+        contract[group] = {"concatenate": bool(manager.group_obs_concatenate[group]),
+                           "terms": terms}
+    out = {
+        "sim": {"physics_dt": float(env.env.physics_dt), "decimation": int(env.env.cfg.decimation)},
+        "observation_contract": contract,
+    }
+    commands = env.env.command_manager
+    command = commands.get_term("motion") if "motion" in getattr(commands, "active_terms", []) \
+        else None
+    if command is not None and hasattr(command, "future_offsets"):
+        joints = list(env.env.scene["robot"].joint_names)
+        out["command"] = {
+            "anchor_body": command.cfg.anchor_body_name,
+            "body_names": list(command.body_names),
+            "vr_body_names": list(command.cfg.vr_body_names),
+            "vr_body_offsets": [list(map(float, o)) for o in command.cfg.vr_body_offsets],
+            "wrist_joint_names": [joints[i] for i in command.wrist_joint_ids.tolist()],
+            "lower_body_joint_names": [joints[i] for i in command.lower_body_joint_ids.tolist()],
+            "future_frame_offsets": command.future_offsets.tolist(),
+            "smpl_future_frame_offsets": command.smpl_future_offsets.tolist(),
+            "encoder_names": list(command.encoder_names),
+        }
+    return out
+
+
+def _is_plain(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, list, tuple))
+
+
+def _plain_scale(scale):
+    if scale is None:
+        return None
+    if isinstance(scale, (int, float)):
+        return float(scale)
+    return [float(v) for v in torch.as_tensor(scale).reshape(-1)]
 

@@ -1,0 +1,172 @@
+"""The deploy loop: metadata + ONNX policy + MuJoCo + motion clip, stepped at the control rate.
+
+Per control step: observations from MjData and the reference at the current frame -> ONNX ->
+clipped action -> joint targets held for `decimation` physics steps -> next frame. The clip
+starts with the robot on its first frame (like evaluation) and stops at its last frame, at
+--steps, or when the robot falls (evaluation's termination thresholds, config tracking/eval).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from gear_sonic.deploy.contract import check_session_inputs, load_contract
+from gear_sonic.deploy.errors import DeployInputError
+from gear_sonic.deploy.motion import load_motion
+from gear_sonic.deploy.observations import ObsContext, ObservationBuilder
+from gear_sonic.deploy.quat import quat_conjugate, quat_log, quat_mul
+from gear_sonic.deploy.sim import MujocoRobot, load_model
+
+# Evaluation's terminations (config/manager_env/terminations/tracking/eval.yaml).
+ANCHOR_HEIGHT_ERROR_M = 0.25
+ANCHOR_ORI_ERROR_RAD2 = 1.0
+END_EFFECTOR_HEIGHT_ERROR_M = 0.25
+END_EFFECTORS = ("left_ankle_roll_link", "right_ankle_roll_link",
+                 "left_wrist_yaw_link", "right_wrist_yaw_link")
+
+
+@dataclass
+class RunResult:
+    clip: str
+    steps: int
+    frames: int  # frames in the clip
+    frames_reached: int
+    fell: bool
+    mpjpe_g_mm: float
+    sim_time_s: float
+    wall_time_s: float
+    policy_latency_ms: np.ndarray = field(repr=False)
+
+    @property
+    def progress(self) -> float:
+        return self.frames_reached / max(1, self.frames)
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.sim_time_s / max(self.wall_time_s, 1e-9)
+
+    def latency_percentile(self, q: float) -> float:
+        if not len(self.policy_latency_ms):
+            return 0.0
+        return float(np.percentile(self.policy_latency_ms, q))
+
+    def summary_line(self) -> str:
+        return (f"latency p50 {self.latency_percentile(50):.3f} ms, "
+                f"p99 {self.latency_percentile(99):.3f} ms, "
+                f"real-time factor {self.real_time_factor:.2f}")
+
+
+class DeployLoop:
+    def __init__(self, deploy_dir: str | Path, motion_file: str | Path, encoder: str = "g1",
+                 model_file: str | Path | None = None, threads: int = 1):
+        self.contract = load_contract(deploy_dir)
+        entry = self.contract.model_entry(f"policy_{encoder}")
+        onnx_path = self.contract.directory / entry["file"]
+        if not onnx_path.is_file():
+            raise DeployInputError(str(onnx_path), "missing", "export the ONNX models again")
+        self.encoder = encoder
+        self.robot = MujocoRobot(load_model(self.contract, model_file), self.contract)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), options,
+                                            providers=["CPUExecutionProvider"])
+        inputs = self.session.get_inputs()
+        check_session_inputs(self.contract, onnx_path, inputs)
+        self.builder = ObservationBuilder(self.contract, [i.name for i in inputs])
+        command = self.contract.command
+        prefix = self.contract.model_name_prefix
+        self.motion = load_motion(
+            motion_file, self.contract.joint_names, command["body_names"],
+            fps=1.0 / self.contract.control_dt, model=self.robot.model,
+            model_body_names=[prefix + n for n in command["body_names"]],
+        )
+        names = self.contract.encoder_names
+        self.encoder_index = np.array([float(n == encoder) for n in names], np.float32)
+        self.last_action = np.zeros(len(self.contract.joint_names), np.float32)
+        self.frame = 0
+
+    # ---------------------------------------------------------------- pieces, also for tests
+    def start(self) -> None:
+        """Robot on the clip's first frame, fresh history and zero last action."""
+        self.frame = 0
+        self.last_action[:] = 0.0
+        self.builder.reset()
+        self.robot.reset_to(self.motion, 0)
+
+    def context(self) -> ObsContext:
+        return ObsContext(robot=self.robot.view, motion=self.motion, frame=self.frame,
+                          last_action=self.last_action, contract=self.contract,
+                          encoder_index=self.encoder_index)
+
+    def observe(self) -> dict[str, np.ndarray]:
+        return self.builder.compute(self.context())
+
+    def joint_targets(self, action: np.ndarray) -> np.ndarray:
+        origin = (self.motion.joint_pos[self.frame] if self.contract.reference_relative_actions
+                  else self.contract.default_joint_pos)
+        return origin + self.contract.action_scale * action
+
+    def apply(self, raw_action: np.ndarray) -> None:
+        """Clip like the training wrapper, step physics, advance the reference frame."""
+        clip = self.contract.action_clip
+        action = np.clip(raw_action, -clip, clip) if clip is not None else raw_action
+        self.robot.step(self.joint_targets(action))
+        self.last_action[:] = action
+        self.frame = min(self.frame + 1, self.motion.num_frames - 1)
+
+    def fell(self) -> bool:
+        view, motion, f = self.robot.view, self.motion, self.frame
+        a = view.anchor_index
+        if abs(motion.body_pos_w[f, a, 2] - view.anchor_pos_w[2]) > ANCHOR_HEIGHT_ERROR_M:
+            return True
+        delta = quat_mul(motion.body_quat_w[f, a].astype(np.float64),
+                         quat_conjugate(view.anchor_quat_w))
+        if float(np.sum(quat_log(delta) ** 2)) > ANCHOR_ORI_ERROR_RAD2:
+            return True
+        bodies = self.contract.command["body_names"]
+        ids = [bodies.index(n) for n in END_EFFECTORS if n in bodies]
+        height_error = np.abs(motion.body_pos_w[f, ids, 2] - view.body_pos_w[:, 2][ids])
+        return bool((height_error > END_EFFECTOR_HEIGHT_ERROR_M).any())
+
+    # ---------------------------------------------------------------- the loop
+    def run(self, steps: int | None = None, on_step: Callable[[DeployLoop], None] | None = None,
+            stop_on_fall: bool = True) -> RunResult:
+        self.start()
+        last_frame = self.motion.num_frames - 1
+        steps = last_frame if steps is None else int(steps)
+        latencies, errors = [], [self._body_error()]
+        fell = False
+        done = 0
+        begin = time.perf_counter()
+        while done < steps and self.frame < last_frame:
+            feeds = self.observe()
+            tick = time.perf_counter()
+            action = self.session.run(None, feeds)[0][0]
+            latencies.append((time.perf_counter() - tick) * 1e3)
+            self.apply(action)
+            done += 1
+            errors.append(self._body_error())
+            if on_step is not None:
+                on_step(self)
+            if self.fell():
+                fell = True
+                if stop_on_fall:
+                    break
+        wall = time.perf_counter() - begin
+        return RunResult(
+            clip=self.motion.name, steps=done, frames=self.motion.num_frames,
+            frames_reached=self.frame + 1, fell=fell, mpjpe_g_mm=float(np.mean(errors) * 1e3),
+            sim_time_s=done * self.contract.control_dt, wall_time_s=wall,
+            policy_latency_ms=np.asarray(latencies),
+        )
+
+    def _body_error(self) -> float:
+        ref = self.motion.body_pos_w[self.frame]
+        return float(np.linalg.norm(ref - self.robot.view.body_pos_w, axis=-1).mean())

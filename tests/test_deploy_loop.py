@@ -1,0 +1,206 @@
+"""The torch-free deploy loop (gear_sonic/deploy): observation contract against the env, the CLI
+on a tiny exported policy (latency, real-time factor, no torch/mjlab/warp), bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from gear_sonic.envs import create_manager_env
+from gear_sonic.eval.evaluate import begin_clips
+from gear_sonic.eval.exact_replay import apply_exact_replay
+from tests.conftest import CPU_PRESET, REPO_ROOT, SAMPLE_MOTIONS, compose_config
+
+pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -e .[test]")
+
+CLIP = SAMPLE_MOTIONS / "walk_forward_medium.npz"  # has SMPL keypoints: every encoder runs
+CLI = REPO_ROOT / "gear_sonic" / "deploy" / "run_policy.py"
+CONTRACT_TOLERANCE = 1e-5
+CONTRACT_STEPS = 12
+ENCODERS = ("g1", "teleop", "smpl")
+SUMMARY = re.compile(r"^latency p50 (\S+) ms, p99 (\S+) ms, real-time factor (\S+)$")
+EXIT_BAD_INPUT = 2
+
+
+@pytest.fixture(scope="module")
+def env_and_bundle(tmp_path_factory):
+    """A 1-env evaluation env (exact replay, no events, no observation noise) and a deploy
+    bundle of a randomly initialised policy exported from it."""
+    from gear_sonic.deploy.bundle import write_deploy_bundle
+
+    cfg = apply_exact_replay(
+        compose_config(CPU_PRESET, f"manager_env.commands.motion.motion_file={CLIP}"),
+        events="none")
+    for group in cfg.manager_env.observations.values():
+        group.enable_corruption = False
+    env = create_manager_env(cfg, device="cpu", num_envs=1)
+    torch.manual_seed(0)
+    actor_cfg = OmegaConf.load(REPO_ROOT / "config/actor_critic/universal_token/all_mlp_small.yaml")
+    n = env.num_actions
+    actor = instantiate(actor_cfg.actor, backbone={"obs_shapes": env.observation_shapes,
+                                                    "num_actions": n}, num_actions=n).eval()
+    bundle = tmp_path_factory.mktemp("deploy")
+    write_deploy_bundle(actor, env, bundle)
+    yield env, bundle
+    env.close()
+
+
+def _env_inputs(obs: dict) -> dict[str, np.ndarray]:
+    flat = {k: v for k, v in obs.items() if k != "tokenizer_obs"}
+    flat.update(obs["tokenizer_obs"])
+    return {k: v.detach().cpu().numpy() for k, v in flat.items()}
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_observation_contract_matches_env(env_and_bundle, encoder):
+    """Same robot state and frame in both: every ONNX input equal within 1e-5, step after step
+    (history included), with actions that keep the robot on the clip."""
+    from gear_sonic.deploy.loop import DeployLoop
+
+    env, bundle = env_and_bundle
+    loop = DeployLoop(bundle, CLIP, encoder=encoder)
+    loop.start()
+    obs = begin_clips(env, torch.zeros(1, dtype=torch.long), use_encoder=encoder)
+    generator = torch.Generator().manual_seed(1)
+    worst = {}
+    for step in range(CONTRACT_STEPS):
+        sim = env.env.sim.data
+        loop.robot.set_state(sim.qpos[0].cpu().numpy(), sim.qvel[0].cpu().numpy())
+        loop.frame = int(env.command().frame[0])
+        deploy = loop.observe()
+        expected = _env_inputs(obs)
+        for name, value in deploy.items():
+            assert value.shape == expected[name].shape, name
+            worst[name] = max(worst.get(name, 0.0), float(np.abs(value - expected[name]).max()))
+        action = env.reference_actions() + 0.3 * torch.randn(1, env.num_actions,
+                                                             generator=generator)
+        obs, _, done, _ = env.step(action)
+        assert not bool(done[0]), f"the env reset at step {step}; the comparison needs one clip"
+        loop.last_action[:] = action[0].clamp(-loop.contract.action_clip,
+                                              loop.contract.action_clip).numpy()
+    assert set(worst) == set(loop.builder.input_names) and "actor_obs" in worst
+    assert max(worst.values()) <= CONTRACT_TOLERANCE, worst
+
+
+def test_physics_step_matches_env(env_and_bundle):
+    """From the same state and action, one control step of robot.mjb lands where the env does."""
+    from gear_sonic.deploy.loop import DeployLoop
+
+    env, bundle = env_and_bundle
+    loop = DeployLoop(bundle, CLIP)
+    loop.start()
+    begin_clips(env, torch.zeros(1, dtype=torch.long))
+    sim = env.env.sim.data
+    loop.robot.set_state(sim.qpos[0].cpu().numpy(), sim.qvel[0].cpu().numpy())
+    action = env.reference_actions() + 0.2
+    env.step(action)
+    loop.apply(action[0].numpy().astype(np.float64))
+    diff = np.abs(loop.robot.data.qpos - sim.qpos[0].cpu().numpy()).max()
+    assert diff < 1e-4, diff
+
+
+def _run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-X", "importtime", str(CLI), *map(str, args)],
+                          check=False, capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO_ROOT)
+
+
+def test_cli_runs_clip_torch_free_and_reports_latency(env_and_bundle):
+    _, bundle = env_and_bundle
+    result = _run_cli(bundle, "--motion", CLIP, "--steps", 20, "--keep-going")
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    match = SUMMARY.match(last)
+    assert match, last
+    p50, p99, rtf = (float(v) for v in match.groups())
+    assert 0 < p50 <= p99 and rtf > 0
+    assert "20 steps" in result.stdout
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    heavy = sorted(m for m in imported if m.split(".")[0] in ("torch", "mjlab", "warp"))
+    assert not heavy, heavy
+    assert "onnxruntime" in imported and "mujoco" in imported
+
+
+def test_cli_writes_video(env_and_bundle, tmp_path):
+    from tests.test_onnx_render import _renderer_or_skip
+
+    _renderer_or_skip()
+    _, bundle = env_and_bundle
+    video = tmp_path / "run.mp4"
+    result = _run_cli(bundle, "--motion", CLIP, "--steps", 5, "--keep-going", "--video", video)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert video.stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2
+def _copy_bundle(bundle, tmp_path):
+    target = tmp_path / "bundle"
+    shutil.copytree(bundle, target)
+    return target
+
+
+def _edit_metadata(folder, edit):
+    path = folder / "metadata.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+def _assert_bad_input(result, *fragments):
+    assert result.returncode == EXIT_BAD_INPUT, (result.returncode, result.stderr[-2000:])
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert len(errors) == 1, errors
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+
+
+def test_bad_input_missing_metadata(env_and_bundle, tmp_path):
+    folder = _copy_bundle(env_and_bundle[1], tmp_path)
+    (folder / "metadata.json").unlink()
+    _assert_bad_input(_run_cli(folder, "--motion", CLIP), "metadata.json", "missing",
+                      "export_onnx_only")
+
+
+def test_bad_input_metadata_from_another_robot(env_and_bundle, tmp_path):
+    folder = _copy_bundle(env_and_bundle[1], tmp_path)
+
+    def go2(meta):
+        legs = [f"{side}_{part}_joint" for side in ("FL", "FR", "RL", "RR")
+                for part in ("hip", "thigh", "calf")]
+        meta.update(robot="go2", joint_names=legs, kp=[20.0] * 12, kd=[0.5] * 12,
+                    default_joint_pos=[0.0] * 12, action_scale=[0.25] * 12)
+
+    _edit_metadata(folder, go2)
+    _assert_bad_input(_run_cli(folder, "--motion", CLIP), "metadata.json", "'go2'",
+                      "does not match")
+
+
+def test_bad_input_onnx_size_disagrees_with_contract(env_and_bundle, tmp_path):
+    folder = _copy_bundle(env_and_bundle[1], tmp_path)
+
+    def longer_history(meta):
+        meta["observation_contract"]["actor_obs"]["terms"][0]["history_length"] = 11
+
+    _edit_metadata(folder, longer_history)
+    _assert_bad_input(_run_cli(folder, "--motion", CLIP), "policy_g1.onnx", "'actor_obs'",
+                      "[930]", "[933]")
+
+
+def test_bad_input_motion_joints_do_not_match(env_and_bundle, tmp_path):
+    with np.load(CLIP) as npz:
+        data = {k: npz[k] for k in npz.files}
+    data["joint_names"] = np.array([f"joint_{i}" for i in range(len(data["joint_names"]))])
+    clip = tmp_path / "other_robot.npz"
+    np.savez(clip, **data)
+    _assert_bad_input(_run_cli(env_and_bundle[1], "--motion", clip), "other_robot.npz",
+                      "joints do not match")
