@@ -13,7 +13,8 @@ to `<experiment dir>/eval/step_<iteration>/`, others beside it (`.../enc-teleop/
     ++use_encoder=teleop    force one encoder path (g1 | teleop | smpl)
     ++metrics_file=PATH     render the worst ++num_render_videos clips of that file
                             into <output_dir>/videos (640x480: ++render_width, ++render_height)
-    +export_onnx_only=true  write the ONNX policy instead of evaluating
+    +export_onnx_only=true  write the ONNX policy instead of evaluating, and a deploy/
+                            folder that gear_sonic/deploy/run_policy.py runs as is
     ++overwrite=true        replace an existing metrics_eval.json
 """
 
@@ -172,6 +173,7 @@ def worst_clips(metrics: dict, count: int) -> list[str]:
 def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: dict) -> Path:
     """ONNX export, or videos of the worst clips of an earlier metrics_eval.json."""
     if cfg.get("export_onnx_only"):
+        from gear_sonic.deploy.bundle import write_deploy_bundle
         from gear_sonic.eval.onnx_export import export_onnx, metadata_from_env
 
         out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else checkpoint.parent / "onnx"
@@ -179,6 +181,8 @@ def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: d
         try:
             paths = export_onnx(actor, env.observation_shapes, out_dir,
                                 metadata=metadata_from_env(env))
+            # deploy/: what gear_sonic/deploy/run_policy.py runs as is (+ robot.mjb, README.md)
+            paths += write_deploy_bundle(actor, env, out_dir / "deploy")
         finally:
             env.close()
         print(f"wrote {len(paths)} files to {out_dir}")

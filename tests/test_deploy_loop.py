@@ -12,20 +12,25 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gear_sonic.envs import create_manager_env
 from gear_sonic.eval.evaluate import begin_clips
 from gear_sonic.eval.exact_replay import apply_exact_replay
+from gear_sonic.trl.builders import build_policy_and_value
 from tests.conftest import CPU_PRESET, REPO_ROOT, SAMPLE_MOTIONS, compose_config
 
 pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -e .[test]")
 
 CLIP = SAMPLE_MOTIONS / "walk_forward_medium.npz"  # has SMPL keypoints: every encoder runs
+STAND = SAMPLE_MOTIONS / "stand_idle.npz"
+CLIPS = (STAND, CLIP)  # resident slots 0 and 1 (the library sorts files by name)
 CLI = REPO_ROOT / "gear_sonic" / "deploy" / "run_policy.py"
 CONTRACT_TOLERANCE = 1e-5
 CONTRACT_STEPS = 12
+PROGRESS_TOLERANCE = 0.02  # measured 0.0 (see test_closed_loop_parity_with_evaluation)
+MPJPE_TOLERANCE_MM = 1.0
 ENCODERS = ("g1", "teleop", "smpl")
 SUMMARY = re.compile(r"^latency p50 (\S+) ms, p99 (\S+) ms, real-time factor (\S+)$")
 EXIT_BAD_INPUT = 2
@@ -37,19 +42,20 @@ def env_and_bundle(tmp_path_factory):
     bundle of a randomly initialised policy exported from it."""
     from gear_sonic.deploy.bundle import write_deploy_bundle
 
+    motions = tmp_path_factory.mktemp("motions")
+    for clip in CLIPS:
+        shutil.copy(clip, motions / clip.name)
     cfg = apply_exact_replay(
-        compose_config(CPU_PRESET, f"manager_env.commands.motion.motion_file={CLIP}"),
+        compose_config(CPU_PRESET, f"manager_env.commands.motion.motion_file={motions}"),
         events="none")
     for group in cfg.manager_env.observations.values():
         group.enable_corruption = False
     env = create_manager_env(cfg, device="cpu", num_envs=1)
     torch.manual_seed(0)
-    actor_cfg = OmegaConf.load(REPO_ROOT / "config/actor_critic/universal_token/all_mlp_small.yaml")
-    n = env.num_actions
-    actor = instantiate(actor_cfg.actor, backbone={"obs_shapes": env.observation_shapes,
-                                                    "num_actions": n}, num_actions=n).eval()
+    actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
     bundle = tmp_path_factory.mktemp("deploy")
-    write_deploy_bundle(actor, env, bundle)
+    write_deploy_bundle(actor.eval(), env, bundle)
+    env.actor, env.train_cfg = actor, cfg  # for the parity and export tests
     yield env, bundle
     env.close()
 
@@ -69,7 +75,7 @@ def test_observation_contract_matches_env(env_and_bundle, encoder):
     env, bundle = env_and_bundle
     loop = DeployLoop(bundle, CLIP, encoder=encoder)
     loop.start()
-    obs = begin_clips(env, torch.zeros(1, dtype=torch.long), use_encoder=encoder)
+    obs = begin_clips(env, torch.tensor([CLIPS.index(CLIP)]), use_encoder=encoder)
     generator = torch.Generator().manual_seed(1)
     worst = {}
     for step in range(CONTRACT_STEPS):
@@ -98,7 +104,7 @@ def test_physics_step_matches_env(env_and_bundle):
     env, bundle = env_and_bundle
     loop = DeployLoop(bundle, CLIP)
     loop.start()
-    begin_clips(env, torch.zeros(1, dtype=torch.long))
+    begin_clips(env, torch.tensor([CLIPS.index(CLIP)]))
     sim = env.env.sim.data
     loop.robot.set_state(sim.qpos[0].cpu().numpy(), sim.qvel[0].cpu().numpy())
     action = env.reference_actions() + 0.2
@@ -106,6 +112,52 @@ def test_physics_step_matches_env(env_and_bundle):
     loop.apply(action[0].numpy().astype(np.float64))
     diff = np.abs(loop.robot.data.qpos - sim.qpos[0].cpu().numpy()).max()
     assert diff < 1e-4, diff
+
+
+@pytest.mark.parametrize("clip", CLIPS, ids=lambda c: c.stem)
+def test_closed_loop_parity_with_evaluation(env_and_bundle, clip):
+    """The same policy on the same clip: evaluation's rollout (torch, the env) and the deploy
+    loop (ONNX, robot.mjb) reach the same frame and track with the same error."""
+    from gear_sonic.deploy.loop import DeployLoop
+    from gear_sonic.eval.evaluate import _play_round
+
+    env, bundle = env_and_bundle
+    rows, _ = _play_round(env, env.actor, torch.tensor([CLIPS.index(clip)]), "g1")
+    expected = rows[0]
+    result = DeployLoop(bundle, clip, encoder="g1").run()
+    print(f"{clip.stem}: eval progress {expected['progress']:.4f} mpjpe_g "
+          f"{expected['mpjpe_g']:.2f} mm; deploy progress {result.progress:.4f} mpjpe_g "
+          f"{result.mpjpe_g_mm:.2f} mm")
+    assert result.frames == expected["frames"]
+    assert abs(result.progress - expected["progress"]) <= PROGRESS_TOLERANCE
+    assert abs(result.mpjpe_g_mm - expected["mpjpe_g"]) <= MPJPE_TOLERANCE_MM
+
+
+def test_export_onnx_only_writes_a_deploy_folder_the_loop_runs(env_and_bundle, tmp_path):
+    """`eval_agent_trl.py +export_onnx_only=true` leaves deploy/ beside the ONNX files, and
+    run_policy.py runs that folder as is."""
+    from gear_sonic.checkpoint import save_checkpoint
+    from gear_sonic.eval_agent_trl import run_eval
+
+    env = env_and_bundle[0]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    OmegaConf.save(env.train_cfg, run_dir / "config.yaml")
+    checkpoint = save_checkpoint({"actor": env.actor.state_dict(), "iteration": 3},
+                                 run_dir / "last.pt")
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "config"), version_base="1.3"):
+        cfg = compose("base_eval", overrides=[f"+checkpoint={checkpoint}",
+                                              "+export_onnx_only=true", "++device=cpu"])
+    out_dir = run_eval(cfg)
+    deploy = out_dir / "deploy"
+    names = sorted(p.name for p in deploy.iterdir())
+    assert names == ["README.md", "decoder_g1_dyn.onnx", "metadata.json", "policy_g1.onnx",
+                     "policy_smpl.onnx", "policy_teleop.onnx", "robot.mjb"]
+    readme = (deploy / "README.md").read_text()
+    assert "run_policy.py" in readme and "| actions | last_action | [29] | 10 |" in readme
+    result = _run_cli(deploy, "--motion", STAND, "--steps", 10, "--encoder", "teleop")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert SUMMARY.match(result.stdout.strip().splitlines()[-1])
 
 
 def _run_cli(*args, timeout=120):

@@ -121,18 +121,22 @@ class DeployLoop:
         self.last_action[:] = action
         self.frame = min(self.frame + 1, self.motion.num_frames - 1)
 
-    def fell(self) -> bool:
-        view, motion, f = self.robot.view, self.motion, self.frame
-        a = view.anchor_index
-        if abs(motion.body_pos_w[f, a, 2] - view.anchor_pos_w[2]) > ANCHOR_HEIGHT_ERROR_M:
+    def fell(self, frame: int | None = None) -> bool:
+        """Evaluation's termination test, on what the env's terminations see: body poses one
+        physics step old and the reference frame of the step's start (the env advances its
+        command after terminations), so `run` passes that frame."""
+        motion, a = self.motion, self.robot.view.anchor_index
+        f = self.frame if frame is None else frame
+        body_pos, body_quat = self.robot.stale_body_pos, self.robot.stale_body_quat
+        if abs(motion.body_pos_w[f, a, 2] - body_pos[a, 2]) > ANCHOR_HEIGHT_ERROR_M:
             return True
         delta = quat_mul(motion.body_quat_w[f, a].astype(np.float64),
-                         quat_conjugate(view.anchor_quat_w))
+                         quat_conjugate(body_quat[a]))
         if float(np.sum(quat_log(delta) ** 2)) > ANCHOR_ORI_ERROR_RAD2:
             return True
         bodies = self.contract.command["body_names"]
         ids = [bodies.index(n) for n in END_EFFECTORS if n in bodies]
-        height_error = np.abs(motion.body_pos_w[f, ids, 2] - view.body_pos_w[:, 2][ids])
+        height_error = np.abs(motion.body_pos_w[f, ids, 2] - body_pos[ids, 2])
         return bool((height_error > END_EFFECTOR_HEIGHT_ERROR_M).any())
 
     # ---------------------------------------------------------------- the loop
@@ -141,28 +145,34 @@ class DeployLoop:
         self.start()
         last_frame = self.motion.num_frames - 1
         steps = last_frame if steps is None else int(steps)
+        # Scored like evaluation (gear_sonic/eval/evaluate.py): the step that falls is neither
+        # reached nor in the tracking error.
         latencies, errors = [], [self._body_error()]
         fell = False
-        done = 0
+        done = reached = 0
         begin = time.perf_counter()
         while done < steps and self.frame < last_frame:
             feeds = self.observe()
             tick = time.perf_counter()
             action = self.session.run(None, feeds)[0][0]
             latencies.append((time.perf_counter() - tick) * 1e3)
+            frame = self.frame
             self.apply(action)
             done += 1
-            errors.append(self._body_error())
             if on_step is not None:
                 on_step(self)
-            if self.fell():
+            if not fell and self.fell(frame):
                 fell = True
                 if stop_on_fall:
                     break
+            if not fell:
+                reached += 1
+                if self.frame < last_frame:  # the clip end resets the env before it is scored
+                    errors.append(self._body_error())
         wall = time.perf_counter() - begin
         return RunResult(
             clip=self.motion.name, steps=done, frames=self.motion.num_frames,
-            frames_reached=self.frame + 1, fell=fell, mpjpe_g_mm=float(np.mean(errors) * 1e3),
+            frames_reached=reached + 1, fell=fell, mpjpe_g_mm=float(np.mean(errors) * 1e3),
             sim_time_s=done * self.contract.control_dt, wall_time_s=wall,
             policy_latency_ms=np.asarray(latencies),
         )

@@ -99,6 +99,8 @@ class MujocoRobot:
         self.data.qvel[self.view.qvel_adr] = motion.joint_vel[frame]
         self.data.ctrl[self.actuators] = motion.joint_pos[frame]
         mujoco.mj_forward(self.model, self.data)
+        self.stale_body_pos = self.data.xpos[self.view.body_ids].copy()
+        self.stale_body_quat = self.data.xquat[self.view.body_ids].copy()
 
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.data.qpos[:] = qpos
@@ -111,4 +113,9 @@ class MujocoRobot:
         self.data.ctrl[self.actuators] = joint_targets
         for _ in range(self.contract.decimation):
             mujoco.mj_step(self.model, self.data)
+        # Tracked-body poses as mj_step left them (one physics step old): what the env's
+        # terminations read, since its forward() runs after them.
+        ids = self.view.body_ids
+        self.stale_body_pos = self.data.xpos[ids].copy()
+        self.stale_body_quat = self.data.xquat[ids].copy()
         mujoco.mj_forward(self.model, self.data)
