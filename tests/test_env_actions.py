@@ -1,4 +1,4 @@
-"""The residual action (actions/tracking/reference_joint_pos.yaml): target = reference + scale * a."""
+"""The residual action (actions/tracking/reference_joint_pos.yaml): reference + scale * a."""
 
 from __future__ import annotations
 
@@ -26,13 +26,20 @@ def test_zero_residual_action_targets_the_reference(standing_clip):
         env.action_manager.process_action(actions)
         expected = cmd.ref_joint_pos[:, term.target_ids] + 0.5 * term.scale
         torch.testing.assert_close(term._processed_actions, expected)
-        torch.testing.assert_close(raw_actions_for_targets(term, expected, cmd.ref_joint_pos), actions)
+        torch.testing.assert_close(
+            raw_actions_for_targets(term, expected, cmd.ref_joint_pos), actions
+        )
     finally:
         wrapper.close()
 
 
-@pytest.mark.parametrize("override", ["++manager_env.actions.joint_pos.use_default_offset=true",
-                                      "++manager_env.actions.joint_pos.offset=0.1"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "++manager_env.actions.joint_pos.use_default_offset=true",
+        "++manager_env.actions.joint_pos.offset=0.1",
+    ],
+)
 def test_residual_action_refuses_a_second_offset(override):
     cfg = compose_config(RELEASE_PRESET, REFERENCE_ACTION, override)
     with pytest.raises(EnvConfigError, match=r"manager_env\.actions\.joint_pos: .*offset"):

@@ -17,7 +17,9 @@ from tests.conftest import EXACT_RESET, RELEASE_PRESET, SAMPLE_MOTIONS, compose_
 @pytest.fixture(scope="module")
 def walking_env():
     clip = SAMPLE_MOTIONS / "run_jog.npz"  # fast enough that one frame of lag is centimetres
-    cfg = compose_config(RELEASE_PRESET, *EXACT_RESET, f"manager_env.commands.motion.motion_file={clip}")
+    cfg = compose_config(
+        RELEASE_PRESET, *EXACT_RESET, f"manager_env.commands.motion.motion_file={clip}"
+    )
     env = create_manager_env(cfg, device="cpu", num_envs=2)
     yield env
     env.close()
@@ -76,7 +78,9 @@ def test_resample_motions_restarts_episodes_and_observation_history(walking_env)
     env = wrapper.env
     wrapper.reset()
     for _ in range(5):
-        wrapper.step(wrapper.reference_actions() + 0.3 * torch.randn(wrapper.num_envs, wrapper.num_actions))
+        wrapper.step(
+            wrapper.reference_actions() + 0.3 * torch.randn(wrapper.num_envs, wrapper.num_actions)
+        )
     assert (env.episode_length_buf > 0).any()
     failures = cmd.sampler.failures.clone()
     env.termination_manager.terminated[:] = True  # a stale flag must not count the cut episodes

@@ -46,11 +46,15 @@ def test_torso_mass_and_com_both_randomised(standing_clip):
     torch.testing.assert_close(
         torch.sort(inertia, dim=-1).values,
         torch.sort(default_inertia[None] * ratio[:, None], dim=-1).values,
-        rtol=1e-3, atol=1e-6,
+        rtol=1e-3,
+        atol=1e-6,
     )
     offset = com - default_com
     for axis, (lo, hi) in enumerate(COM_RANGES):
-        assert ((offset[:, axis] >= lo - 1e-6) & (offset[:, axis] <= hi + 1e-6)).all(), (axis, offset)
+        assert ((offset[:, axis] >= lo - 1e-6) & (offset[:, axis] <= hi + 1e-6)).all(), (
+            axis,
+            offset,
+        )
     # The COM offset survived the mass randomisation: it is not back at the default.
     assert (offset.norm(dim=-1) > 1e-4).all(), offset
     assert offset[:, 1].std() > 1e-3, "each world samples its own COM offset"

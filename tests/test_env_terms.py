@@ -15,7 +15,9 @@ from tests.conftest import EXACT_RESET, RELEASE_PRESET, compose_config
 
 @pytest.fixture(scope="module")
 def standing_env(standing_clip):
-    cfg = compose_config(RELEASE_PRESET, *EXACT_RESET, f"manager_env.commands.motion.motion_file={standing_clip}")
+    cfg = compose_config(
+        RELEASE_PRESET, *EXACT_RESET, f"manager_env.commands.motion.motion_file={standing_clip}"
+    )
     env = create_manager_env(cfg, device="cpu", num_envs=2)
     yield env
     env.close()
@@ -38,13 +40,17 @@ def test_anchor_views_are_the_anchor_rows(standing_env):
     torch.testing.assert_close(cmd.robot_anchor_quat_w, cmd.robot_body_quat_w[:, a])
     origins = standing_env.env.scene.env_origins
     torch.testing.assert_close(cmd.ref_anchor_height, cmd.ref_anchor_pos_w[:, 2] - origins[:, 2])
-    torch.testing.assert_close(cmd.future_joint_state[:, 0], torch.cat([cmd.ref_joint_pos, cmd.ref_joint_vel], -1))
+    torch.testing.assert_close(
+        cmd.future_joint_state[:, 0], torch.cat([cmd.ref_joint_pos, cmd.ref_joint_vel], -1)
+    )
 
 
 def test_undesired_contacts_count_bodies_other_than_feet_and_hands(standing_env):
     env = standing_env.env
     standing_env.reset()
-    penalty = lambda: rewards.undesired_contacts(env, sensor_name="undesired_contacts", threshold=1.0)  # noqa: E731
+    penalty = lambda: rewards.undesired_contacts(
+        env, sensor_name="undesired_contacts", threshold=1.0
+    )
     for _ in range(4):
         env.sim.step()
     env.scene.update(dt=env.physics_dt)
@@ -83,9 +89,13 @@ def test_fused_quaternion_helpers_match_mjlab():
     b = torch.nn.functional.normalize(torch.randn(500, 4, generator=gen), dim=-1)
     b[:5], b[5:10] = a[:5], -a[5:10]  # same rotation (both signs): angle 0
     torch.testing.assert_close(quat_conj_mul(a, b), quat_mul(quat_inv(a), b))
-    torch.testing.assert_close(quat_angle_between(a, b), quat_error_magnitude(a, b), atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        quat_angle_between(a, b), quat_error_magnitude(a, b), atol=2e-6, rtol=1e-5
+    )
     assert quat_angle_between(a, b)[:10].abs().max() < 1e-3
-    torch.testing.assert_close(rotation_6d_from_quat(a), matrix_from_quat(a)[..., :2].reshape(-1, 6))
+    torch.testing.assert_close(
+        rotation_6d_from_quat(a), matrix_from_quat(a)[..., :2].reshape(-1, 6)
+    )
     # Reference bodies turned by the robot's heading relative to the reference (re-anchoring).
     bodies, pos = b[:, None].expand(-1, 3, -1), torch.randn(500, 3, 3, generator=gen)
     delta = yaw_quat(quat_mul(a, quat_inv(b)))[:, None].expand(-1, 3, -1)

@@ -47,7 +47,9 @@ def command_multi_future_lower_body(env: ManagerBasedRlEnv, command_name: str) -
 def motion_anchor_pos_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Reference anchor position in the robot anchor frame."""
     cmd = tracking_command(env, command_name)
-    return quat_apply_inverse(cmd.robot_anchor_quat_w, cmd.ref_anchor_pos_w - cmd.robot_anchor_pos_w)
+    return quat_apply_inverse(
+        cmd.robot_anchor_quat_w, cmd.ref_anchor_pos_w - cmd.robot_anchor_pos_w
+    )
 
 
 def motion_anchor_ori_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
@@ -75,7 +77,9 @@ def robot_body_ori_b(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
     """Tracked robot body orientations in the robot anchor frame, 6-D each, flattened."""
     cmd = tracking_command(env, command_name)
     bodies = cmd.robot_body_quat_w
-    return rotation_6d_from_quat(quat_conj_mul(cmd.robot_anchor_quat_w[:, None, :], bodies)).flatten(1)
+    return rotation_6d_from_quat(
+        quat_conj_mul(cmd.robot_anchor_quat_w[:, None, :], bodies)
+    ).flatten(1)
 
 
 # ---------------------------------------------------------------- VR 3-point (teleop)
@@ -92,7 +96,9 @@ def vr_3point_local_orn_target(env: ManagerBasedRlEnv, command_name: str) -> tor
 
 
 # ---------------------------------------------------------------- SMPL keypoints
-def smpl_joints_multi_future_local_nonflat(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
+def smpl_joints_multi_future_local_nonflat(
+    env: ManagerBasedRlEnv, command_name: str
+) -> torch.Tensor:
     """Future SMPL keypoints, each frame in its own SMPL root frame, (N, frames, 72)."""
     cmd = tracking_command(env, command_name)
     joints = cmd.smpl_future_joints_w  # (N, F, 24, 3)
@@ -107,6 +113,8 @@ def smpl_root_ori_b_multi_future(env: ManagerBasedRlEnv, command_name: str) -> t
     return rotation_6d_from_matrix(robot_rot_t[:, None] @ cmd.smpl_future_root_rot)
 
 
-def joint_pos_multi_future_wrist_for_smpl(env: ManagerBasedRlEnv, command_name: str) -> torch.Tensor:
+def joint_pos_multi_future_wrist_for_smpl(
+    env: ManagerBasedRlEnv, command_name: str
+) -> torch.Tensor:
     """Wrist joint targets at the SMPL future frames (SMPL has no wrist twist), (N, frames, 6)."""
     return tracking_command(env, command_name).smpl_future_wrist_pos

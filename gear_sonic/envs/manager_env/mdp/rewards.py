@@ -30,13 +30,17 @@ def tracking_anchor_ori_exp(env: ManagerBasedRlEnv, command_name: str, std: floa
     return torch.exp(-error / std**2)
 
 
-def tracking_relative_body_pos_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
+def tracking_relative_body_pos_exp(
+    env: ManagerBasedRlEnv, command_name: str, std: float
+) -> torch.Tensor:
     cmd = tracking_command(env, command_name)
     error = torch.sum(torch.square(cmd.ref_body_pos_relative_w - cmd.robot_body_pos_w), dim=-1)
     return torch.exp(-error.mean(-1) / std**2)
 
 
-def tracking_relative_body_ori_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
+def tracking_relative_body_ori_exp(
+    env: ManagerBasedRlEnv, command_name: str, std: float
+) -> torch.Tensor:
     cmd = tracking_command(env, command_name)
     error = quat_angle_between(cmd.ref_body_quat_relative_w, cmd.robot_body_quat_w) ** 2
     return torch.exp(-error.mean(-1) / std**2)
@@ -54,7 +58,9 @@ def tracking_body_angvel_exp(env: ManagerBasedRlEnv, command_name: str, std: flo
     return torch.exp(-error.mean(-1) / std**2)
 
 
-def tracking_vr_3point_local_exp(env: ManagerBasedRlEnv, command_name: str, std: float) -> torch.Tensor:
+def tracking_vr_3point_local_exp(
+    env: ManagerBasedRlEnv, command_name: str, std: float
+) -> torch.Tensor:
     """VR points (head, hands) in each side's own anchor frame: what a VR teleoperator sees."""
     cmd = tracking_command(env, command_name)
     robot = cmd.vr_points_in_anchor_frame(cmd.robot_body_pos_w, cmd.robot_body_quat_w)

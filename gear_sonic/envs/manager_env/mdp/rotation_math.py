@@ -22,7 +22,9 @@ def quat_conj_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def quat_angle_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Rotation angle (rad, in [0, pi]) between `a` and `b` (= mjlab's quat_error_magnitude)."""
     relative = quat_conj_mul(a, b)
-    return 2.0 * torch.atan2(torch.linalg.vector_norm(relative[..., 1:], dim=-1), relative[..., 0].abs())
+    return 2.0 * torch.atan2(
+        torch.linalg.vector_norm(relative[..., 1:], dim=-1), relative[..., 0].abs()
+    )
 
 
 def rotation_6d_from_quat(q: torch.Tensor) -> torch.Tensor:
@@ -36,7 +38,14 @@ def rotation_6d_from_quat(q: torch.Tensor) -> torch.Tensor:
     xy, xz, yz = x * y, x * z, y * z
     wx, wy, wz = w * x, w * y, w * z
     return torch.stack(
-        [1 - s * (yy + zz), s * (xy - wz), s * (xy + wz), 1 - s * (xx + zz), s * (xz - wy), s * (yz + wx)],
+        [
+            1 - s * (yy + zz),
+            s * (xy - wz),
+            s * (xy + wz),
+            1 - s * (xx + zz),
+            s * (xz - wy),
+            s * (yz + wx),
+        ],
         dim=-1,
     )
 
@@ -51,12 +60,16 @@ def relative_yaw_half_angle(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Ten
     return torch.cos(half), torch.sin(half)
 
 
-def yaw_rotate(cos_half: torch.Tensor, sin_half: torch.Tensor, pos: torch.Tensor, quat: torch.Tensor):
+def yaw_rotate(
+    cos_half: torch.Tensor, sin_half: torch.Tensor, pos: torch.Tensor, quat: torch.Tensor
+):
     """Rotate positions (N, B, 3) and orientations (N, B, 4) about world z by a per-env yaw."""
     c, s = cos_half[:, None], sin_half[:, None]
     cos_yaw, sin_yaw = c * c - s * s, 2 * c * s
     x, y, z = pos.unbind(-1)
     new_pos = torch.stack([cos_yaw * x - sin_yaw * y, sin_yaw * x + cos_yaw * y, z], dim=-1)
     w, qx, qy, qz = quat.unbind(-1)
-    new_quat = torch.stack([c * w - s * qz, c * qx - s * qy, c * qy + s * qx, c * qz + s * w], dim=-1)
+    new_quat = torch.stack(
+        [c * w - s * qz, c * qx - s * qy, c * qy + s * qx, c * qz + s * w], dim=-1
+    )
     return new_pos, new_quat
