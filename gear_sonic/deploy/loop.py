@@ -41,7 +41,8 @@ class RunResult:
     mpjpe_g_mm: float
     sim_time_s: float
     wall_time_s: float
-    policy_latency_ms: np.ndarray = field(repr=False)
+    policy_latency_ms: np.ndarray = field(repr=False)  # onnxruntime run per step
+    step_ms: np.ndarray = field(repr=False)  # observations + policy + physics per step
 
     @property
     def progress(self) -> float:
@@ -52,9 +53,12 @@ class RunResult:
         return self.sim_time_s / max(self.wall_time_s, 1e-9)
 
     def latency_percentile(self, q: float) -> float:
-        if not len(self.policy_latency_ms):
-            return 0.0
-        return float(np.percentile(self.policy_latency_ms, q))
+        return _percentile(self.policy_latency_ms, q)
+
+    def step_line(self) -> str:
+        return (f"control step p50 {_percentile(self.step_ms, 50):.3f} ms, "
+                f"p99 {_percentile(self.step_ms, 99):.3f} ms "
+                "(observations + policy + physics)")
 
     def summary_line(self) -> str:
         return (f"latency p50 {self.latency_percentile(50):.3f} ms, "
@@ -147,17 +151,19 @@ class DeployLoop:
         steps = last_frame if steps is None else int(steps)
         # Scored like evaluation (gear_sonic/eval/evaluate.py): the step that falls is neither
         # reached nor in the tracking error.
-        latencies, errors = [], [self._body_error()]
+        latencies, step_ms, errors = [], [], [self._body_error()]
         fell = False
         done = reached = 0
         begin = time.perf_counter()
         while done < steps and self.frame < last_frame:
+            start = time.perf_counter()
             feeds = self.observe()
             tick = time.perf_counter()
             action = self.session.run(None, feeds)[0][0]
             latencies.append((time.perf_counter() - tick) * 1e3)
             frame = self.frame
             self.apply(action)
+            step_ms.append((time.perf_counter() - start) * 1e3)
             done += 1
             if on_step is not None:
                 on_step(self)
@@ -174,9 +180,13 @@ class DeployLoop:
             clip=self.motion.name, steps=done, frames=self.motion.num_frames,
             frames_reached=reached + 1, fell=fell, mpjpe_g_mm=float(np.mean(errors) * 1e3),
             sim_time_s=done * self.contract.control_dt, wall_time_s=wall,
-            policy_latency_ms=np.asarray(latencies),
+            policy_latency_ms=np.asarray(latencies), step_ms=np.asarray(step_ms),
         )
 
     def _body_error(self) -> float:
         ref = self.motion.body_pos_w[self.frame]
         return float(np.linalg.norm(ref - self.robot.view.body_pos_w, axis=-1).mean())
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else 0.0

@@ -78,6 +78,7 @@ def main(argv=None) -> int:
           f"mpjpe_g {result.mpjpe_g_mm:.1f} mm, encoder {loop.encoder}")
     if args.video is not None:
         print(f"video: {args.video}")
+    print(result.step_line())
     print(result.summary_line())
     return 0
 
