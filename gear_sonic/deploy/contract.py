@@ -113,10 +113,22 @@ def load_contract(deploy_dir: str | Path) -> DeployContract:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DeployInputError(str(path), f"is not valid JSON ({exc})", EXPORT_HINT) from exc
-    missing = [k for k in REQUIRED_KEYS if k not in meta] if isinstance(meta, dict) else ["{}"]
+    if not isinstance(meta, dict):
+        raise DeployInputError(str(path), "is not a JSON object", EXPORT_HINT)
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise DeployInputError(str(path), f"lacks keys {missing}",
                                "it predates the deploy contract; " + EXPORT_HINT)
+    try:
+        return _contract(deploy_dir, path, meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, DeployInputError):
+            raise
+        raise DeployInputError(str(path), f"has a malformed entry ({exc!r})",
+                               EXPORT_HINT) from exc
+
+
+def _contract(deploy_dir: Path, path: Path, meta: dict) -> DeployContract:
     num_joints = len(meta["joint_names"])
     for key in PER_JOINT_KEYS:
         if len(meta[key]) != num_joints:

@@ -79,8 +79,13 @@ class DeployLoop:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), options,
-                                            providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for unreadable models
+            raise DeployInputError(str(onnx_path), f"cannot be loaded by onnxruntime "
+                                   f"({type(exc).__name__})", "export the ONNX models again") \
+                from exc
         inputs = self.session.get_inputs()
         check_session_inputs(self.contract, onnx_path, inputs)
         self.builder = ObservationBuilder(self.contract, [i.name for i in inputs])
