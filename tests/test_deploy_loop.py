@@ -29,7 +29,9 @@ CLIPS = (STAND, CLIP)  # resident slots 0 and 1 (the library sorts files by name
 CLI = REPO_ROOT / "gear_sonic" / "deploy" / "run_policy.py"
 CONTRACT_TOLERANCE = 1e-5
 CONTRACT_STEPS = 12
-PROGRESS_TOLERANCE = 0.02  # measured 0.0 (see test_closed_loop_parity_with_evaluation)
+# Closed-loop parity, measured on this CPU: the same frame reached (stand_idle 58/300,
+# walk_forward_medium 58/280) and mpjpe_g equal to 0.01 mm. Allowed: one frame, 1 mm.
+FRAMES_TOLERANCE = 1
 MPJPE_TOLERANCE_MM = 1.0
 ENCODERS = ("g1", "teleop", "smpl")
 SUMMARY = re.compile(r"^latency p50 (\S+) ms, p99 (\S+) ms, real-time factor (\S+)$")
@@ -125,11 +127,11 @@ def test_closed_loop_parity_with_evaluation(env_and_bundle, clip):
     rows, _ = _play_round(env, env.actor, torch.tensor([CLIPS.index(clip)]), "g1")
     expected = rows[0]
     result = DeployLoop(bundle, clip, encoder="g1").run()
-    print(f"{clip.stem}: eval progress {expected['progress']:.4f} mpjpe_g "
-          f"{expected['mpjpe_g']:.2f} mm; deploy progress {result.progress:.4f} mpjpe_g "
-          f"{result.mpjpe_g_mm:.2f} mm")
+    print(f"{clip.stem}: eval {expected['frames_reached']}/{expected['frames']} frames, "
+          f"mpjpe_g {expected['mpjpe_g']:.4f} mm; deploy {result.frames_reached}/{result.frames}"
+          f", mpjpe_g {result.mpjpe_g_mm:.4f} mm")
     assert result.frames == expected["frames"]
-    assert abs(result.progress - expected["progress"]) <= PROGRESS_TOLERANCE
+    assert abs(result.frames_reached - expected["frames_reached"]) <= FRAMES_TOLERANCE
     assert abs(result.mpjpe_g_mm - expected["mpjpe_g"]) <= MPJPE_TOLERANCE_MM
 
 
