@@ -41,3 +41,19 @@ def test_go2_velocity_cpu_two_iterations_write_their_files(tmp_path):
     first = state["actor"]["backbone.mlp.0.weight"]
     # actor_obs = 3 + 3 + 3 + 12 + 12 + 12 (proprio, command, last action) + 3 + 4 + 1 (privileged)
     assert first.shape == (512, 53) and torch.isfinite(first).all()
+
+
+def test_go2_presets_train_with_plain_ppo_on_their_devices():
+    gpu = compose_config("+exp=manager/locomotion/go2_velocity")
+    cpu = compose_config(GO2_CPU_PRESET)
+    for cfg in (gpu, cpu):
+        assert cfg.trainer._target_.endswith("ppo_trainer.TRLPPOTrainer")
+        assert "aux_losses" not in cfg and "bc_loss" not in cfg
+        assert set(cfg.callbacks) == {"ddp_check", "model_save", "metrics_csv", "wandb"}
+    assert gpu.num_envs == 4096 and gpu.manager_env.config.sim.backend == "warp"
+    assert (
+        cpu.num_envs == 64 and cpu.device == "cpu" and cpu.manager_env.config.sim.backend == "auto"
+    )
+    # Same env and networks: the CPU preset only resizes the run.
+    assert gpu.manager_env.rewards == cpu.manager_env.rewards
+    assert gpu.actor_critic == cpu.actor_critic
