@@ -135,6 +135,50 @@ def test_closed_loop_parity_with_evaluation(env_and_bundle, clip):
     assert abs(result.mpjpe_g_mm - expected["mpjpe_g"]) <= MPJPE_TOLERANCE_MM
 
 
+class ReplayPolicy(torch.nn.Module):
+    """Actions whose joint targets are the current reference joints (PD replay), read from the
+    g1 encoder's first future frame: a policy whose motion follows the clip (open loop, so it
+    tips over after about a second of walking), unlike the random one."""
+
+    def __init__(self, default_joint_pos, action_scale):
+        super().__init__()
+        self.register_buffer("default", torch.as_tensor(default_joint_pos, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(action_scale, dtype=torch.float32))
+
+    def forward(self, command_multi_future_nonflat, motion_anchor_ori_b_mf_nonflat, actor_obs):
+        joints = command_multi_future_nonflat[:, 0, : self.default.shape[0]]
+        return (joints - self.default) / self.scale
+
+    def act_inference(self, obs):
+        tokens = obs["tokenizer_obs"]
+        return self(tokens["command_multi_future_nonflat"],
+                    tokens["motion_anchor_ori_b_mf_nonflat"], obs["actor_obs"])
+
+
+def test_closed_loop_parity_along_a_replayed_clip(env_and_bundle, tmp_path):
+    from gear_sonic.deploy.loop import DeployLoop
+    from gear_sonic.eval.evaluate import _play_round
+
+    env, bundle = env_and_bundle
+    folder = _copy_bundle(bundle, tmp_path)
+    meta = json.loads((folder / "metadata.json").read_text())
+    policy = ReplayPolicy(meta["default_joint_pos"], meta["action_scale"]).eval()
+    names = list(meta["models"]["policy_g1"]["inputs"])
+    example = tuple(torch.zeros(1, *meta["models"]["policy_g1"]["inputs"][n][1:]) for n in names)
+    torch.onnx.export(policy, example, str(folder / "policy_g1.onnx"), input_names=names,
+                      output_names=["actions"], opset_version=17, dynamo=False,
+                      dynamic_axes={n: {0: "batch"} for n in [*names, "actions"]})
+    rows, _ = _play_round(env, policy, torch.tensor([CLIPS.index(CLIP)]), "g1")
+    expected = rows[0]
+    result = DeployLoop(folder, CLIP, encoder="g1").run()
+    print(f"replay: eval {expected['frames_reached']}/{expected['frames']} frames, mpjpe_g "
+          f"{expected['mpjpe_g']:.4f} mm; deploy {result.frames_reached}/{result.frames}, "
+          f"mpjpe_g {result.mpjpe_g_mm:.4f} mm")
+    assert expected["frames_reached"] > 50  # it walks along the clip for over a second
+    assert abs(result.frames_reached - expected["frames_reached"]) <= FRAMES_TOLERANCE
+    assert abs(result.mpjpe_g_mm - expected["mpjpe_g"]) <= MPJPE_TOLERANCE_MM
+
+
 def test_export_onnx_only_writes_a_deploy_folder_the_loop_runs(env_and_bundle, tmp_path):
     """`eval_agent_trl.py +export_onnx_only=true` leaves deploy/ beside the ONNX files, and
     run_policy.py runs that folder as is."""
