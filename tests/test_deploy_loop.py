@@ -95,6 +95,7 @@ def test_observation_contract_matches_env(env_and_bundle, encoder):
         assert not bool(done[0]), f"the env reset at step {step}; the comparison needs one clip"
         loop.last_action[:] = action[0].clamp(-loop.contract.action_clip,
                                               loop.contract.action_clip).numpy()
+    print(encoder, {name: f"{diff:.1e}" for name, diff in worst.items()})
     assert set(worst) == set(loop.builder.input_names) and "actor_obs" in worst
     assert max(worst.values()) <= CONTRACT_TOLERANCE, worst
 
