@@ -211,6 +211,8 @@ def test_unsupported_features_fail_naming_the_way_out():
     scene, sim = build("native", "go1", num_envs=1)
     with pytest.raises(UnsupportedFeatureError, match="sim.backend=warp"):
         _ = sim.wp_data
+    with pytest.raises(UnsupportedFeatureError, match="differential IK.*sim.backend=warp"):
+        _ = sim.wp_device  # what mjlab's differential IK action reads first, at start-up
     with pytest.raises(UnsupportedFieldError, match="sim.backend=warp"):
         _ = sim.data.efc_force_not_a_field
     with pytest.raises(UnsupportedFeatureError, match="mesh variants.*sim.backend=warp"):

@@ -103,6 +103,12 @@ class NativeSimulation:
         return self._datas
 
     @property
+    def wp_device(self):
+        raise UnsupportedFeatureError(
+            "sim.wp_device (MJWarp kernels, e.g. differential IK actions)"
+        )
+
+    @property
     def wp_model(self):
         raise UnsupportedFeatureError(
             "sim.wp_model (an MJWarp model, e.g. for differential IK actions)"
