@@ -216,6 +216,9 @@ def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: d
 
 @hydra.main(config_path="../config", config_name="base_eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from gear_sonic.utils.log_setup import configure_logging
+
+    configure_logging()
     try:
         torch.set_grad_enabled(False)
         run_eval(cfg)

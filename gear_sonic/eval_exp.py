@@ -360,6 +360,9 @@ class CheckpointEvaluator:
 
 @hydra.main(config_path="../config", config_name="eval_exp", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from gear_sonic.utils.log_setup import configure_logging
+
+    configure_logging()
     signal.signal(signal.SIGTERM, _terminate)
     CheckpointEvaluator(cfg).run()
 

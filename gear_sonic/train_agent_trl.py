@@ -29,6 +29,7 @@ if str(REPO_ROOT) not in sys.path:  # running the file directly from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
 from gear_sonic.trl.distributed import DistributedSetupError  # noqa: E402
+from gear_sonic.utils.log_setup import configure_logging  # noqa: E402
 
 log = logging.getLogger("gear_sonic.train")
 
@@ -146,17 +147,6 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     trainer.train(total - trainer.iteration)
     env.close()
     return exp_dir
-
-
-def configure_logging() -> None:
-    """Our library modules log progress at INFO; show it on stderr like the trainer's lines."""
-    logger = logging.getLogger("gear_sonic")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def apply_sweep_naming(cfg: DictConfig) -> dict[str, str]:

@@ -23,6 +23,9 @@ if str(REPO_ROOT) not in sys.path:
 
 
 def main(overrides: list[str]) -> None:
+    from gear_sonic.utils.log_setup import configure_logging
+
+    configure_logging()
     from gear_sonic.envs import create_manager_env
     from gear_sonic.eval.exact_replay import apply_exact_replay
 

@@ -395,3 +395,21 @@ def test_aux_loss_trainer_with_token_backbone(accelerator):
     plain = make_trainer(accelerator, trainer_cls=TRLAuxLossPPOTrainer, aux_losses=aux)
     with pytest.raises(ValueError, match="TokenOutput"):
         plain.train(1)
+
+
+def test_clip_redraw_restarts_the_trainers_episode_statistics(accelerator):
+    from types import SimpleNamespace
+
+    from gear_sonic.trl.callbacks.im_resample import ImResampleCallback
+
+    trainer = make_trainer(accelerator)
+    trainer.train(1)
+    trainer._ep_return.fill_(3.0)
+    trainer._ep_length.fill_(7.0)
+    redraws = []
+    motion = SimpleNamespace(num_clips=2, num_total_clips=5)
+    trainer.env.command = lambda name="motion": SimpleNamespace(motion=motion)
+    trainer.env.resample_motions = lambda: redraws.append(1)
+    ImResampleCallback(interval=1).on_iteration_end(trainer, 1, {})
+    assert redraws == [1]
+    assert trainer._ep_return.abs().sum() == 0 and trainer._ep_length.abs().sum() == 0

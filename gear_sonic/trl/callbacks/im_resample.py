@@ -14,3 +14,4 @@ class ImResampleCallback:
         motion = trainer.env.command().motion
         if iteration % self.interval == 0 and motion.num_clips < motion.num_total_clips:
             trainer.env.resample_motions()
+            trainer.restart_episode_stats()  # the re-draw cut every episode short

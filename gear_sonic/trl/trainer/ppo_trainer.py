@@ -116,6 +116,12 @@ class TRLPPOTrainer:
     def num_processes(self) -> int:
         return self.accelerator.num_processes
 
+    def restart_episode_stats(self) -> None:
+        """Forget the running episodes (after the env restarted every env, e.g. a clip re-draw),
+        so their partial returns do not leak into the next episodes' statistics."""
+        self._ep_return.zero_()
+        self._ep_length.zero_()
+
     def _call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
             fn = getattr(callback, hook, None)
