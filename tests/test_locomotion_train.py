@@ -8,6 +8,7 @@ import csv
 import torch
 
 from gear_sonic.checkpoint import load_checkpoint
+from gear_sonic.envs import create_manager_env
 from gear_sonic.train_agent_trl import run_training
 from tests.conftest import compose_config
 
@@ -57,3 +58,32 @@ def test_go2_presets_train_with_plain_ppo_on_their_devices():
     # Same env and networks: the CPU preset only resizes the run.
     assert gpu.manager_env.rewards == cpu.manager_env.rewards
     assert gpu.actor_critic == cpu.actor_critic
+
+
+def test_go2_contact_sensors_see_feet_standing_and_the_base_lying():
+    # Without the tilt termination, so that an upside-down robot ends by base contact only.
+    cfg = compose_config(GO2_CPU_PRESET, "num_envs=2", "~manager_env.terminations.bad_orientation")
+    env = create_manager_env(cfg, device="cpu", num_envs=2)
+    try:
+        mjlab_env, robot = env.env, env.env.scene["robot"]
+        zeros = torch.zeros(2, env.num_actions)
+        for _ in range(10):
+            env.step(zeros)
+        assert mjlab_env.scene["feet_ground_contact"].data.found.bool().all()
+        assert not mjlab_env.scene["base_contact"].data.found.any()
+        assert not mjlab_env.scene["undesired_contacts"].data.found.any()
+        # Env 1 upside down just above the ground: its back lands on the base geoms.
+        state = torch.cat(
+            [robot.data.root_link_pos_w, robot.data.root_link_quat_w, torch.zeros(2, 6)], dim=1
+        )
+        state[1, 2], state[1, 3:7] = 0.07, torch.tensor([0.0, 1.0, 0.0, 0.0])
+        robot.write_root_state_to_sim(state[1:], env_ids=torch.tensor([1], dtype=torch.int32))
+        ended_by_base_contact = 0.0
+        for _ in range(15):
+            env.step(zeros)
+            log = mjlab_env.extras.get("log", {})
+            ended_by_base_contact += float(log.get("Episode_Termination/base_contact", 0.0))
+        assert ended_by_base_contact == 1.0  # env 1 once; env 0 keeps standing
+        assert int(mjlab_env.episode_length_buf[0]) == 25
+    finally:
+        env.close()

@@ -33,9 +33,14 @@ GO2_JOINT_NAMES: tuple[str, ...] = tuple(
 GO2_FOOT_GEOMS: tuple[str, ...] = tuple(f"{leg}_foot_collision" for leg in GO2_LEGS)
 GO2_FOOT_SITES: tuple[str, ...] = tuple(f"{leg}_foot" for leg in GO2_LEGS)
 GO2_FOOT_GEOMS_REGEX = r"^(FL|FR|RL|RR)_foot_collision$"
-# Touching the ground with these bodies is penalised (thighs) or ends the episode (base).
+# Touching the ground with the base ends the episode; with thighs or shins it is penalised (the
+# shin geoms, not the calf body, which also holds the foot).
 GO2_BASE_BODY = "base"
-GO2_UNDESIRED_CONTACT_BODIES: tuple[str, ...] = tuple(f"{leg}_thigh" for leg in GO2_LEGS)
+GO2_UNDESIRED_CONTACT_GEOMS: tuple[str, ...] = tuple(
+    f"{leg}_{geom}"
+    for leg in GO2_LEGS
+    for geom in ("thigh_collision", "calf_collision1", "calf_collision2")
+)
 
 _ROTOR_INERTIA = 0.000111842  # Go1's (unitree_ros go1.urdf), see the module docstring
 _HIP_GEAR_RATIO = 6.0
@@ -114,14 +119,12 @@ def go2_entity_cfg() -> EntityCfg:
     )
 
 
-def quadruped_contact_sensors(
-    foot_geoms: tuple[str, ...], base_body: str, undesired_bodies: tuple[str, ...]
-) -> tuple[ContactSensorCfg, ...]:
-    """Feet on the ground (with air time), base on the ground, other bodies on the ground."""
+def go2_contact_sensors() -> tuple[ContactSensorCfg, ...]:
+    """Feet on the ground (with air time), base on the ground, legs on the ground."""
     ground = ContactMatch(mode="body", pattern="terrain")
     feet = ContactSensorCfg(
         name="feet_ground_contact",
-        primary=ContactMatch(mode="geom", pattern=foot_geoms, entity="robot"),
+        primary=ContactMatch(mode="geom", pattern=GO2_FOOT_GEOMS, entity="robot"),
         secondary=ground,
         fields=("found", "force"),
         reduce="netforce",
@@ -130,7 +133,7 @@ def quadruped_contact_sensors(
     )
     base = ContactSensorCfg(
         name="base_contact",
-        primary=ContactMatch(mode="body", pattern=(base_body,), entity="robot"),
+        primary=ContactMatch(mode="body", pattern=(GO2_BASE_BODY,), entity="robot"),
         secondary=ground,
         fields=("found", "force"),
         reduce="netforce",
@@ -138,17 +141,13 @@ def quadruped_contact_sensors(
     )
     undesired = ContactSensorCfg(
         name="undesired_contacts",
-        primary=ContactMatch(mode="body", pattern=undesired_bodies, entity="robot"),
+        primary=ContactMatch(mode="geom", pattern=GO2_UNDESIRED_CONTACT_GEOMS, entity="robot"),
         secondary=ground,
         fields=("found", "force"),
         reduce="netforce",
         num_slots=1,
     )
     return feet, base, undesired
-
-
-def go2_contact_sensors() -> tuple[ContactSensorCfg, ...]:
-    return quadruped_contact_sensors(GO2_FOOT_GEOMS, GO2_BASE_BODY, GO2_UNDESIRED_CONTACT_BODIES)
 
 
 GO2 = RobotSpec(
