@@ -24,7 +24,7 @@ from mjlab.terrains import TerrainEntityCfg
 from gear_sonic.sim import resolve_backend, simulation_backend
 from gear_sonic.sim.errors import UnsupportedFeatureError, UnsupportedFieldError
 from gear_sonic.sim.native import NativeSimulation
-from gear_sonic.sim.thread_pool import available_cores, resolve_num_threads
+from gear_sonic.sim.thread_pool import WorldPool, available_cores, resolve_num_threads
 
 DT = 0.005
 NUM_ENVS = 2
@@ -219,6 +219,15 @@ def test_unsupported_features_fail_naming_the_way_out():
         NativeSimulation(1, SimulationCfg(), spec=scene.spec, variant_info=[("robot", None)])
     with pytest.raises(UnsupportedFeatureError, match="device 'cuda:0'"):
         NativeSimulation(1, SimulationCfg(), spec=scene.spec, device="cuda:0")
+
+
+@pytest.mark.parametrize(("worlds", "threads"), [(1, 1), (3, 2), (64, 2), (10, 4)])
+def test_world_pool_runs_every_world_exactly_once(worlds, threads):
+    pool = WorldPool(worlds, threads)
+    seen: list[int] = []
+    pool.run(lambda lo, hi: seen.extend(range(lo, hi)))
+    pool.close()
+    assert sorted(seen) == list(range(worlds))
 
 
 def test_more_threads_than_cores_warns():

@@ -33,23 +33,37 @@ def resolve_num_threads(requested: int | None, num_worlds: int) -> int:
 
 
 class WorldPool:
-    """[0, num_worlds) in one contiguous chunk per thread; the calling thread runs the last one."""
+    """[0, num_worlds) in small contiguous chunks that the threads claim one at a time.
 
-    def __init__(self, num_worlds: int, num_threads: int):
+    The calling thread works too. Chunks are claimed rather than assigned, so on a busy machine a
+    thread that the OS deschedules holds up at most the one chunk it claimed, and tasks that never
+    started are cancelled instead of waited for.
+    """
+
+    def __init__(self, num_worlds: int, num_threads: int, chunks_per_thread: int = 4):
         self.num_threads = num_threads
-        bounds = [round(i * num_worlds / num_threads) for i in range(num_threads + 1)]
+        parts = num_threads * chunks_per_thread if num_threads > 1 else 1
+        bounds = [round(i * num_worlds / parts) for i in range(parts + 1)]
         self.chunks = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
-        self._executor = ThreadPoolExecutor(len(self.chunks) - 1) if len(self.chunks) > 1 else None
+        self._executor = ThreadPoolExecutor(num_threads - 1) if num_threads > 1 else None
 
     def run(self, work: Callable[[int, int], None]) -> None:
         """work(lo, hi) for every chunk; returns when all are done, re-raising the first error."""
         if self._executor is None:
-            work(*self.chunks[0])
+            for lo, hi in self.chunks:
+                work(lo, hi)
             return
-        futures = [self._executor.submit(work, lo, hi) for lo, hi in self.chunks[:-1]]
-        work(*self.chunks[-1])
-        for future in futures:
-            future.result()
+        pending = iter(self.chunks)  # shared: next() on a list iterator is atomic under the GIL
+
+        def drain() -> None:
+            for lo, hi in pending:
+                work(lo, hi)
+
+        helpers = [self._executor.submit(drain) for _ in range(self.num_threads - 1)]
+        drain()
+        for helper in helpers:
+            if not helper.cancel():
+                helper.result()
 
     def close(self) -> None:
         if self._executor is not None:
