@@ -156,18 +156,19 @@ def test_dr_write_reaches_only_that_worlds_model():
     sim.model.body_mass[3, torso_id] = base_mass * 2.0
     sim.model.geom_friction[1, :, 0] = 0.3
     sim.step()
-    masses = [float(m.body_mass[torso_id]) for m in sim.world_models]
+    models = [sim.world_model(world) for world in range(4)]
+    masses = [float(m.body_mass[torso_id]) for m in models]
     assert masses == pytest.approx([base_mass, base_mass, base_mass, 2.0 * base_mass])
-    frictions = [float(m.geom_friction[:, 0].max()) for m in sim.world_models]
-    assert (
-        frictions[1] == pytest.approx(0.3) and min(frictions[0], frictions[2], frictions[3]) > 0.3
-    )
-    assert sim.mj_model.body_mass[torso_id] == pytest.approx(
-        base_mass
-    )  # the template stays as compiled
-    before = sim.world_models[3].body_subtreemass[0]
+    frictions = [float(m.geom_friction[:, 0].max()) for m in models]
+    assert frictions[1] == pytest.approx(0.3)
+    assert min(frictions[0], frictions[2], frictions[3]) > 0.3
+    assert sim.mj_model.body_mass[torso_id] == pytest.approx(base_mass)  # the template stays
+    sim.expand_model_fields(("body_subtreemass",))  # as mjlab does for fields set_const writes
+    before = float(sim.model.body_subtreemass[3, 0])
     sim.recompute_constants(None)
-    assert sim.world_models[3].body_subtreemass[0] == pytest.approx(before + base_mass)
+    assert sim.world_model(3).body_subtreemass[0] == pytest.approx(before + base_mass)
+    assert float(sim.model.body_subtreemass[3, 0]) == pytest.approx(before + base_mass, rel=1e-6)
+    assert float(sim.model.body_subtreemass[2, 0]) == pytest.approx(before, rel=1e-6)
     assert sim.model.body_mass.shape == (4, sim.mj_model.nbody)
 
 
@@ -225,9 +226,10 @@ def test_unsupported_features_fail_naming_the_way_out():
 def test_world_pool_runs_every_world_exactly_once(worlds, threads):
     pool = WorldPool(worlds, threads)
     seen: list[int] = []
-    pool.run(lambda lo, hi: seen.extend(range(lo, hi)))
+    slots: set[int] = set()
+    pool.run(lambda lo, hi, slot: (seen.extend(range(lo, hi)), slots.add(slot)))
     pool.close()
-    assert sorted(seen) == list(range(worlds))
+    assert sorted(seen) == list(range(worlds)) and slots <= set(range(threads))
 
 
 def test_more_threads_than_cores_warns():

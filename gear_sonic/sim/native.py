@@ -3,7 +3,7 @@
 `NativeSimulation` offers the surface mjlab's managers use on its MJWarp `Simulation` (`data`,
 `model`, `step`, `forward`, `reset`, `sense`, `expand_model_fields`, `get_default_field`,
 `recompute_constants`, ...), so an unforked mjlab env runs on it (see `gear_sonic.sim.backend`).
-Per-world MjModel copies exist only once domain randomisation expands a model field.
+There is one MjModel per thread, not per world (see native_model.py).
 """
 
 from __future__ import annotations
@@ -58,13 +58,16 @@ class NativeSimulation:
         self._mj_data = mujoco.MjData(model)
         mujoco.mj_forward(model, self._mj_data)
 
-        self._models = [model] * num_envs
         self._datas = [mujoco.MjData(model) for _ in range(num_envs)]
         for data in self._datas:
             mujoco.mj_forward(model, data)
         self._pool = WorldPool(num_envs, resolve_num_threads(num_threads, num_envs))
+        # Slots 0..threads-1 step worlds; the last one is the main thread's scratch (reset, setConst).
+        self._models = [copy.copy(model) for _ in range(self._pool.num_threads + 1)]
+        self._scratch_slot = len(self._models) - 1
+        self._scratch_data = mujoco.MjData(model)
         self._data = NativeData(model, self._datas)
-        self._model = NativeModel(model, self._models)
+        self._model = NativeModel(model, self._models, num_envs)
         self._data.track("qpos", "qvel")  # the non-finite check reads them after every step
         self._default_model_fields: dict[str, torch.Tensor] = {}
         self._expanded_fields: set[str] = set()
@@ -94,9 +97,11 @@ class NativeSimulation:
     def model(self) -> NativeModel:
         return self._model
 
-    @property
-    def world_models(self) -> list[mujoco.MjModel]:
-        return self._models
+    def world_model(self, world: int) -> mujoco.MjModel:
+        """A copy of the MjModel world `world` runs with (for inspection; costs a model copy)."""
+        self._push_writes()
+        self._model.load_world(world, self._scratch_slot)
+        return copy.copy(self._models[self._scratch_slot])
 
     @property
     def world_datas(self) -> list[mujoco.MjData]:
@@ -142,9 +147,7 @@ class NativeSimulation:
         missing = [f for f in fields if not hasattr(self._mj_model, f.split(".")[0])]
         if missing:
             raise ValueError(f"Fields not found in model: {missing}")
-        if self._models[0] is self._mj_model and self.num_envs > 1:
-            self._push_writes()  # shared values written so far go into every copy
-            self._models[:] = [copy.copy(self._mj_model) for _ in range(self.num_envs)]
+        self._push_writes()  # shared values written so far stay the default of every world
         for name in fields:
             self._model.expand(name)
         self._expanded_fields.update(fields)
@@ -165,11 +168,12 @@ class NativeSimulation:
         worlds = sorted(self._const_stale)
         if not worlds:
             return
-        scratch = mujoco.MjData(self._mj_model)  # mj_setConst overwrites the data it is given
+        slot, model = self._scratch_slot, self._models[self._scratch_slot]
         for world in worlds:
-            mujoco.mj_setConst(self._models[world], scratch)
+            self._model.load_world(world, slot)
+            mujoco.mj_setConst(model, self._scratch_data)  # overwrites the data it is given
+            self._model.store_world(world, slot)
         self._const_stale.clear()
-        self._model.pull_worlds(worlds)
 
     def _push_writes(self) -> None:
         self._const_stale |= self._model.push_writes()
@@ -187,25 +191,28 @@ class NativeSimulation:
     def reset(self, env_ids: torch.Tensor | None = None) -> None:
         self._push_writes()
         written = self._data.take_written()
-        self._pool.run(lambda lo, hi: self._data.copy_in(written, lo, hi))
+        self._pool.run(lambda lo, hi, slot: self._data.copy_in(written, lo, hi))
         worlds = (
             range(self.num_envs)
             if env_ids is None
             else torch.as_tensor(env_ids).reshape(-1).tolist()
         )
-        for world in worlds:
-            mujoco.mj_resetData(self._models[world], self._datas[world])
-        self._data.copy_out_worlds(list(worlds))
+        self._reset_worlds(list(worlds), forward=False)
 
     def _run(self, mj_function) -> None:
         self._push_writes()
         written = self._data.take_written()
-        models, datas, data = self._models, self._datas, self._data
+        models, datas, data, load_world = self._models, self._datas, self._data, None
+        if self._model.has_per_world:
+            load_world = self._model.load_world
 
-        def chunk(lo: int, hi: int) -> None:
+        def chunk(lo: int, hi: int, slot: int) -> None:
             data.copy_in(written, lo, hi)
+            model = models[slot]
             for world in range(lo, hi):
-                mj_function(models[world], datas[world])
+                if load_world is not None:
+                    load_world(world, slot)
+                mj_function(model, datas[world])
             data.copy_out(lo, hi)
 
         self._pool.run(chunk)
@@ -223,9 +230,15 @@ class NativeSimulation:
             "native sim: non-finite or exploding state in worlds %s; reset to the model default",
             worlds,
         )
+        self._reset_worlds(worlds, forward=True)
+
+    def _reset_worlds(self, worlds: list[int], forward: bool) -> None:
+        slot, model = self._scratch_slot, self._models[self._scratch_slot]
         for world in worlds:
-            mujoco.mj_resetData(self._models[world], self._datas[world])
-            mujoco.mj_forward(self._models[world], self._datas[world])
+            self._model.load_world(world, slot)
+            mujoco.mj_resetData(model, self._datas[world])
+            if forward:
+                mujoco.mj_forward(model, self._datas[world])
         self._data.copy_out_worlds(worlds)
 
     # Sensing and CUDA-graph hooks (no-ops on CPU).

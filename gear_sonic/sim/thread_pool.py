@@ -47,20 +47,21 @@ class WorldPool:
         self.chunks = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
         self._executor = ThreadPoolExecutor(num_threads - 1) if num_threads > 1 else None
 
-    def run(self, work: Callable[[int, int], None]) -> None:
-        """work(lo, hi) for every chunk; returns when all are done, re-raising the first error."""
+    def run(self, work: Callable[[int, int, int], None]) -> None:
+        """work(lo, hi, slot) for every chunk, slot in [0, num_threads) naming the thread (its
+        private MjModel); returns when all chunks are done, re-raising the first error."""
         if self._executor is None:
             for lo, hi in self.chunks:
-                work(lo, hi)
+                work(lo, hi, 0)
             return
         pending = iter(self.chunks)  # shared: next() on a list iterator is atomic under the GIL
 
-        def drain() -> None:
+        def drain(slot: int) -> None:
             for lo, hi in pending:
-                work(lo, hi)
+                work(lo, hi, slot)
 
-        helpers = [self._executor.submit(drain) for _ in range(self.num_threads - 1)]
-        drain()
+        helpers = [self._executor.submit(drain, slot) for slot in range(1, self.num_threads)]
+        drain(0)
         for helper in helpers:
             if not helper.cancel():
                 helper.result()
