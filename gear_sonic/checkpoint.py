@@ -42,7 +42,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"containers ({reason}). Only open checkpoints written by gear_sonic."
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"checkpoint {path}: unreadable ({type(err).__name__}: {err})") from None
+        raise CheckpointError(
+            f"checkpoint {path}: unreadable ({type(err).__name__}: {err})"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict, found {type(state).__name__}")
     return state
@@ -57,7 +59,9 @@ def require_keys(state: Mapping, keys: tuple[str, ...], where: str | Path) -> No
         )
 
 
-def check_state_matches(own: Mapping[str, torch.Tensor], loaded: Mapping[str, Any], where: str) -> None:
+def check_state_matches(
+    own: Mapping[str, torch.Tensor], loaded: Mapping[str, Any], where: str
+) -> None:
     """Raise CheckpointError naming the first parameter whose name or shape differs."""
     for key, tensor in own.items():
         if key in loaded and tuple(loaded[key].shape) != tuple(tensor.shape):

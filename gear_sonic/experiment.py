@@ -48,7 +48,7 @@ def sweep_dir_suffix(job_num: int, task_overrides: list[str], max_len: int = 60)
         items.append(re.sub(r"[^A-Za-z0-9=,.+_-]", "_", item.lstrip("+~").replace("/", "_")))
     text = ",".join(items)
     if len(text) > max_len:  # keep it readable and unique: a prefix plus a hash of the whole
-        text = f"{text[:max_len - 9]}~{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+        text = f"{text[: max_len - 9]}~{hashlib.sha1(text.encode()).hexdigest()[:8]}"
     return f"job{job_num}" + (f"_{text}" if text else "")
 
 
@@ -58,7 +58,9 @@ def write_new_run_files(cfg: DictConfig, exp_dir: Path, hydra_files: dict[str, s
     for name, text in hydra_files.items():
         atomic_write_text(text, exp_dir / ".hydra" / name)
     meta = {
-        "wandb_run_id": "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)),
+        "wandb_run_id": "".join(
+            secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)
+        ),
         "max_train_steps": int(cfg.algo.config.num_learning_iterations),
         "created": _now(),
         "command": _command_line(),
@@ -67,19 +69,23 @@ def write_new_run_files(cfg: DictConfig, exp_dir: Path, hydra_files: dict[str, s
     atomic_write_text(OmegaConf.to_yaml(OmegaConf.create(meta)), exp_dir / "meta.yaml")
 
 
-def record_launch(exp_dir: Path, start_iteration: int, planned_total: int, num_processes: int) -> None:
+def record_launch(
+    exp_dir: Path, start_iteration: int, planned_total: int, num_processes: int
+) -> None:
     """Append this launch to meta.yaml and set the run's planned length."""
     path = exp_dir / "meta.yaml"
     meta = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
     meta["max_train_steps"] = int(planned_total)
     meta.setdefault("launches", [])
-    meta["launches"] = list(meta["launches"] or []) + [{
-        "command": _command_line(),
-        "time": _now(),
-        "start_iteration": int(start_iteration),
-        "planned_iterations": int(planned_total),
-        "num_processes": int(num_processes),
-    }]
+    meta["launches"] = list(meta["launches"] or []) + [
+        {
+            "command": _command_line(),
+            "time": _now(),
+            "start_iteration": int(start_iteration),
+            "planned_iterations": int(planned_total),
+            "num_processes": int(num_processes),
+        }
+    ]
     atomic_write_text(OmegaConf.to_yaml(OmegaConf.create(meta)), path)
 
 

@@ -110,8 +110,9 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     cfg.experiment_dir = exp_dir_or_error[0]
     exp_dir = Path(cfg.experiment_dir)
 
-    env = create_manager_env(cfg, device=env_device(accelerator),
-                             seed=int(cfg.seed) + accelerator.process_index)
+    env = create_manager_env(
+        cfg, device=env_device(accelerator), seed=int(cfg.seed) + accelerator.process_index
+    )
     actor, critic = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
     if checkpoint:
         load_weights(actor, critic, checkpoint)
@@ -119,11 +120,19 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     # The class is resolved, not instantiated by Hydra, which would turn the dataclass into a DictConfig.
     trainer_cls = get_class(cfg.trainer._target_)
     trainer = trainer_cls(
-        env=env, actor=actor, critic=critic, cfg=ppo, accelerator=accelerator,
-        callbacks=build_callbacks(cfg), experiment_dir=exp_dir, **extra,
+        env=env,
+        actor=actor,
+        critic=critic,
+        cfg=ppo,
+        accelerator=accelerator,
+        callbacks=build_callbacks(cfg),
+        experiment_dir=exp_dir,
+        **extra,
     )
     if resume:
-        trainer.load_state_dict(load_checkpoint(exp_dir / "last.pt", map_location=env_device(accelerator)))
+        trainer.load_state_dict(
+            load_checkpoint(exp_dir / "last.pt", map_location=env_device(accelerator))
+        )
         accelerator.print(f"resumed {exp_dir} at iteration {trainer.iteration}")
 
     # num_learning_iterations is the run's total, so a requeued job with its own command line ends.
@@ -139,7 +148,9 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
         return exp_dir
 
     def request_stop(signum, frame):
-        accelerator.print("\nstop requested: finishing this iteration and saving last.pt (Ctrl-C again to abort)")
+        accelerator.print(
+            "\nstop requested: finishing this iteration and saving last.pt (Ctrl-C again to abort)"
+        )
         trainer.stop_requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -163,7 +174,9 @@ def apply_sweep_naming(cfg: DictConfig) -> dict[str, str]:
     if hydra_cfg.mode == RunMode.MULTIRUN and not explicit_dir:
         swept = swept_keys(sys.argv[1:])
         job_values = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept]
-        cfg.experiment_dir = f"{cfg.experiment_dir}_{sweep_dir_suffix(hydra_cfg.job.num, job_values)}"
+        cfg.experiment_dir = (
+            f"{cfg.experiment_dir}_{sweep_dir_suffix(hydra_cfg.job.num, job_values)}"
+        )
     return {"overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(overrides))}
 
 

@@ -40,7 +40,9 @@ STEPS_PER_ENV = 24
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--num-envs", type=int, default=64, help="envs per process")
     parser.add_argument("--iterations", type=int, default=2, help="timed iterations per block")
     parser.add_argument("--pairs", type=int, default=3, help="interleaved timing pairs (>= 1)")
@@ -48,8 +50,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--motion", default=None)
     parser.add_argument("--nproc", type=int, default=1, help="2: compare 2 processes against 1")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--backend", default="warp", choices=("native", "warp"),
-                        help="backend of our trainer's env (rsl_rl's always runs on warp)")
+    parser.add_argument(
+        "--backend",
+        default="warp",
+        choices=("native", "warp"),
+        help="backend of our trainer's env (rsl_rl's always runs on warp)",
+    )
     parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)  # --nproc child mode
     args = parser.parse_args()
     if args.pairs < 1 or args.iterations < 1:
@@ -100,8 +106,15 @@ def our_trainer(npz: Path, num_envs: int, device: str, accelerator=None, backend
     backbone = BaseModule(["actor"], shapes, env.num_actions, hidden_dims=HIDDEN, activation="elu")
     actor = Actor(backbone, env.num_actions, init_std=0.5, std_min=0.001, std_max=1.0)
     critic = Critic(shapes, input_group="critic", hidden_dims=HIDDEN, activation="elu")
-    ppo = PPOConfig(num_steps_per_env=STEPS_PER_ENV, num_learning_epochs=5, num_mini_batches=4,
-                    actor_learning_rate=1e-3, lr_max=1e-2, max_grad_norm=1.0, entropy_coef=0.005)
+    ppo = PPOConfig(
+        num_steps_per_env=STEPS_PER_ENV,
+        num_learning_epochs=5,
+        num_mini_batches=4,
+        actor_learning_rate=1e-3,
+        lr_max=1e-2,
+        max_grad_norm=1.0,
+        entropy_coef=0.005,
+    )
     trainer = TRLPPOTrainer(env, actor, critic, ppo, accelerator)
     return trainer
 
@@ -113,8 +126,10 @@ def timed(train, iterations: int, num_envs: int) -> float:
 
 
 def ratio_line(label: str, ratios: list[float]) -> str:
-    return (f"ratio {label}: {statistics.median(ratios):.2f} "
-            f"(spread {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} pairs)")
+    return (
+        f"ratio {label}: {statistics.median(ratios):.2f} "
+        f"(spread {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} pairs)"
+    )
 
 
 def compare_with_rsl_rl(npz: Path, args, device: str) -> None:
@@ -126,12 +141,17 @@ def compare_with_rsl_rl(npz: Path, args, device: str) -> None:
         ours = timed(trainer.train, args.iterations, args.num_envs)
         rsl = timed(rsl_train, args.iterations, args.num_envs)
         ratios.append(ours / rsl)
-        print(f"pair {pair + 1}: ours {ours:8.1f}  rsl_rl {rsl:8.1f} env-steps/s  ratio {ours / rsl:.2f}", flush=True)
+        print(
+            f"pair {pair + 1}: ours {ours:8.1f}  rsl_rl {rsl:8.1f} env-steps/s  ratio {ours / rsl:.2f}",
+            flush=True,
+        )
     if args.profile:
         profile_iteration(trainer)
-    print(f"task Mjlab-Tracking-Flat-Unitree-G1, device {device}, num_envs {args.num_envs}, "
-          f"{args.iterations} iterations of {STEPS_PER_ENV} steps per block, "
-          f"our backend {args.backend}")
+    print(
+        f"task Mjlab-Tracking-Flat-Unitree-G1, device {device}, num_envs {args.num_envs}, "
+        f"{args.iterations} iterations of {STEPS_PER_ENV} steps per block, "
+        f"our backend {args.backend}"
+    )
     print(ratio_line("native/mjlab-warp" if args.backend == "native" else "ours/rsl_rl", ratios))
 
 
@@ -169,10 +189,28 @@ def run_ranks(nproc: int, npz: Path, args) -> float:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with tempfile.NamedTemporaryFile(suffix=".txt") as out:
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-                   "--master_addr", "127.0.0.1", "--master_port", str(port), __file__,
-                   "--num-envs", str(args.num_envs), "--iterations", str(args.iterations),
-                   "--device", args.device, "--motion", str(npz), "--worker-out", out.name]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(nproc),
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            __file__,
+            "--num-envs",
+            str(args.num_envs),
+            "--iterations",
+            str(args.iterations),
+            "--device",
+            args.device,
+            "--motion",
+            str(npz),
+            "--worker-out",
+            out.name,
+        ]
         env = dict(os.environ, OMP_NUM_THREADS="1")
         result = subprocess.run(command, capture_output=True, text=True, env=env)
         if result.returncode != 0:
@@ -186,10 +224,15 @@ def compare_processes(npz: Path, args) -> None:
         one = run_ranks(1, npz, args)
         two = run_ranks(args.nproc, npz, args)
         ratios.append(two / one)
-        print(f"pair {pair + 1}: 1 process {one:8.1f}  {args.nproc} processes {two:8.1f} env-steps/s  "
-              f"ratio {two / one:.2f}", flush=True)
-    print(f"our trainer on Mjlab-Tracking-Flat-Unitree-G1, {args.num_envs} envs per process, "
-          f"{args.iterations} timed iterations per run")
+        print(
+            f"pair {pair + 1}: 1 process {one:8.1f}  {args.nproc} processes {two:8.1f} env-steps/s  "
+            f"ratio {two / one:.2f}",
+            flush=True,
+        )
+    print(
+        f"our trainer on Mjlab-Tracking-Flat-Unitree-G1, {args.num_envs} envs per process, "
+        f"{args.iterations} timed iterations per run"
+    )
     print(ratio_line(f"{args.nproc}proc/1proc", ratios))
 
 

@@ -28,8 +28,13 @@ class Payload:
 
 
 def test_round_trip_keeps_tensors_numbers_and_nested_dicts(tmp_path):
-    state = {"actor": {"w": torch.arange(6.0).reshape(2, 3)}, "iteration": 7, "lr": 1e-3,
-             "config": {"name": "x", "levels": [8, 5, 5]}, "env": {}}
+    state = {
+        "actor": {"w": torch.arange(6.0).reshape(2, 3)},
+        "iteration": 7,
+        "lr": 1e-3,
+        "config": {"name": "x", "levels": [8, 5, 5]},
+        "env": {},
+    }
     path = save_checkpoint(state, tmp_path / "sub" / "last.pt")
     loaded = load_checkpoint(path)
     torch.testing.assert_close(loaded["actor"]["w"], state["actor"]["w"])

@@ -29,7 +29,10 @@ TINY = (
 
 def tiny_config(tmp_path, *overrides):
     return compose_config(
-        CPU_PRESET, *TINY, f"experiment_dir={tmp_path / 'exp'}", *overrides,
+        CPU_PRESET,
+        *TINY,
+        f"experiment_dir={tmp_path / 'exp'}",
+        *overrides,
     )
 
 
@@ -48,7 +51,14 @@ def read_metrics(exp_dir):
 
 def test_two_iterations_write_the_experiment_dir(trained):
     _, exp_dir = trained
-    for name in ("config.yaml", "meta.yaml", "last.pt", "model_step_000001.pt", "model_step_000002.pt", "metrics.csv"):
+    for name in (
+        "config.yaml",
+        "meta.yaml",
+        "last.pt",
+        "model_step_000001.pt",
+        "model_step_000002.pt",
+        "metrics.csv",
+    ):
         assert (exp_dir / name).is_file(), name
     meta = OmegaConf.load(exp_dir / "meta.yaml")
     assert meta.max_train_steps == 2 and len(meta.wandb_run_id) == 8
@@ -58,7 +68,13 @@ def test_two_iterations_write_the_experiment_dir(trained):
     assert "${" in config  # unresolved: interpolations kept for the reader
     rows = read_metrics(exp_dir)
     assert [int(r["iteration"]) for r in rows] == [1, 2]
-    for column in ("mean_reward", "mean_episode_length", "env_steps_per_s", "loss/surrogate", "policy/actor_lr"):
+    for column in (
+        "mean_reward",
+        "mean_episode_length",
+        "env_steps_per_s",
+        "loss/surrogate",
+        "policy/actor_lr",
+    ):
         assert column in rows[0], column
     assert any(c.startswith("Episode_Reward/") for c in rows[0])
     assert any(c.startswith("Episode_Termination/") for c in rows[0])
@@ -90,8 +106,11 @@ def test_resume_after_a_crash_logs_each_iteration_once_and_stops_at_the_total(tr
 def test_checkpoint_starts_a_new_experiment_from_weights(trained, tmp_path):
     _, exp_dir = trained
     cfg = compose_config(
-        CPU_PRESET, *TINY, f"experiment_dir={tmp_path / 'fresh'}",
-        "algo.config.num_learning_iterations=1", f"+checkpoint={exp_dir / 'last.pt'}",
+        CPU_PRESET,
+        *TINY,
+        f"experiment_dir={tmp_path / 'fresh'}",
+        "algo.config.num_learning_iterations=1",
+        f"+checkpoint={exp_dir / 'last.pt'}",
     )
     fresh = run_training(cfg)
     assert torch.load(fresh / "last.pt", weights_only=True)["iteration"] == 1
@@ -101,17 +120,30 @@ def run_cli(*args, timeout=600):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"), CPU_PRESET, *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env=env,
     )
 
 
 def test_bad_inputs_fail_with_clear_messages(trained, tmp_path):
     _, exp_dir = trained
     cases = [
-        ((f"experiment_dir={tmp_path / 'a'}", "+checkpoint=/no/such/model.pt"), "+checkpoint=/no/such/model.pt"),
+        (
+            (f"experiment_dir={tmp_path / 'a'}", "+checkpoint=/no/such/model.pt"),
+            "+checkpoint=/no/such/model.pt",
+        ),
         ((f"experiment_dir={tmp_path / 'b'}", "+resume=True"), "no last.pt"),
-        ((f"experiment_dir={tmp_path / 'c'}", "num_envs=2", "algo.config.num_mini_batches=4"), "num_mini_batches"),
-        ((f"experiment_dir={tmp_path / 'd'}", "++algo.config.clip_prm=0.1"), "algo.config.clip_prm"),
+        (
+            (f"experiment_dir={tmp_path / 'c'}", "num_envs=2", "algo.config.num_mini_batches=4"),
+            "num_mini_batches",
+        ),
+        (
+            (f"experiment_dir={tmp_path / 'd'}", "++algo.config.clip_prm=0.1"),
+            "algo.config.clip_prm",
+        ),
         ((f"experiment_dir={tmp_path / 'e'}", "device=cuda:3"), "device=cuda:3"),
     ]
     for args, message in cases:
@@ -125,8 +157,12 @@ def test_bad_inputs_fail_with_clear_messages(trained, tmp_path):
 def test_checkpoint_from_another_architecture_names_the_parameter(trained, tmp_path):
     _, exp_dir = trained
     cfg = compose_config(
-        CPU_PRESET, *TINY, f"experiment_dir={tmp_path / 'other'}", "algo.config.num_learning_iterations=1",
-        "actor_critic.critic.hidden_dims=[64,32]", f"+checkpoint={exp_dir / 'last.pt'}",
+        CPU_PRESET,
+        *TINY,
+        f"experiment_dir={tmp_path / 'other'}",
+        "algo.config.num_learning_iterations=1",
+        "actor_critic.critic.hidden_dims=[64,32]",
+        f"+checkpoint={exp_dir / 'last.pt'}",
     )
     with pytest.raises(ValueError, match=r"critic.*shape"):
         run_training(cfg)
@@ -143,10 +179,21 @@ def test_two_experiments_started_together_get_two_dirs(tmp_path):
 
 def test_multirun_dirs_name_their_job_and_overrides(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"), "-m", CPU_PRESET,
-         "seed=1,2", f"base_dir={tmp_path}", "algo.config.num_learning_iterations=0", "num_envs=4",
-         "algo.config.num_mini_batches=2"],
-        capture_output=True, text=True, timeout=900, cwd=REPO_ROOT,
+        [
+            sys.executable,
+            str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"),
+            "-m",
+            CPU_PRESET,
+            "seed=1,2",
+            f"base_dir={tmp_path}",
+            "algo.config.num_learning_iterations=0",
+            "num_envs=4",
+            "algo.config.num_mini_batches=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     dirs = sorted(p.name for p in (tmp_path / "TRL_G1_Track").glob("sonic_cpu-*"))
@@ -156,12 +203,23 @@ def test_multirun_dirs_name_their_job_and_overrides(tmp_path):
 
 def test_ctrl_c_saves_last_checkpoint_and_exits_cleanly(tmp_path):
     exp_dir = tmp_path / "interrupted"
-    command = [sys.executable, str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"), CPU_PRESET, *TINY,
-               "callbacks.model_save.last_interval=1000", "callbacks.model_save.save_interval=1000",
-               "algo.config.num_learning_iterations=1000", f"experiment_dir={exp_dir}"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py"),
+        CPU_PRESET,
+        *TINY,
+        "callbacks.model_save.last_interval=1000",
+        "callbacks.model_save.save_interval=1000",
+        "algo.config.num_learning_iterations=1000",
+        f"experiment_dir={exp_dir}",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT
+    )
     deadline = time.time() + 600
-    while not (exp_dir / "metrics.csv").exists() and time.time() < deadline and process.poll() is None:
+    while (
+        not (exp_dir / "metrics.csv").exists() and time.time() < deadline and process.poll() is None
+    ):
         time.sleep(0.5)
     assert process.poll() is None, process.stdout.read()[-3000:]
     process.send_signal(signal.SIGINT)
@@ -174,8 +232,13 @@ def test_ctrl_c_saves_last_checkpoint_and_exits_cleanly(tmp_path):
 
 def test_resume_auto_starts_then_continues_the_same_dir(tmp_path):
     def run(total):
-        cfg = compose_config(CPU_PRESET, *TINY, f"experiment_dir={tmp_path / 'job'}",
-                             f"algo.config.num_learning_iterations={total}", "+resume=auto")
+        cfg = compose_config(
+            CPU_PRESET,
+            *TINY,
+            f"experiment_dir={tmp_path / 'job'}",
+            f"algo.config.num_learning_iterations={total}",
+            "+resume=auto",
+        )
         return run_training(cfg)
 
     assert run(1) == tmp_path / "job"  # no last.pt yet: a new run in exactly that dir
@@ -183,4 +246,6 @@ def test_resume_auto_starts_then_continues_the_same_dir(tmp_path):
     assert torch.load(tmp_path / "job" / "last.pt", weights_only=True)["iteration"] == 2
     assert [int(r["iteration"]) for r in read_metrics(tmp_path / "job")] == [1, 2]
     with pytest.raises(ValueError, match=r"\+resume='maybe'"):
-        run_training(compose_config(CPU_PRESET, *TINY, f"experiment_dir={tmp_path / 'x'}", "+resume=maybe"))
+        run_training(
+            compose_config(CPU_PRESET, *TINY, f"experiment_dir={tmp_path / 'x'}", "+resume=maybe")
+        )

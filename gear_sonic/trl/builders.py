@@ -22,9 +22,14 @@ def build_policy_and_value(cfg: DictConfig, obs_shapes: dict, num_actions: int):
     models = cfg.get("actor_critic") or {}
     for key in ("actor", "critic"):
         if key not in models:
-            raise ValueError(f"actor_critic.{key} is missing: add an actor_critic preset to the experiment")
-    actor = instantiate(models.actor, backbone={"obs_shapes": obs_shapes, "num_actions": num_actions},
-                        num_actions=num_actions)
+            raise ValueError(
+                f"actor_critic.{key} is missing: add an actor_critic preset to the experiment"
+            )
+    actor = instantiate(
+        models.actor,
+        backbone={"obs_shapes": obs_shapes, "num_actions": num_actions},
+        num_actions=num_actions,
+    )
     critic = instantiate(models.critic, obs_shapes=obs_shapes)
     return actor, critic
 

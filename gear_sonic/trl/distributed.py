@@ -87,7 +87,8 @@ def exit_cleanly_on_sigterm(rank: int) -> None:
         print(
             f"rank {rank}: stopped by the launcher (SIGTERM), usually because another rank failed; "
             "its error is printed above. last.pt holds the last saved state.",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
         os._exit(143)
 

@@ -57,8 +57,11 @@ class DdpConsistencyCallback:
             groups["env state"] = trainer.env.state_dict()
         local = torch.stack([fingerprint(tree) for tree in groups.values()]).to(trainer.device)
         everyone = trainer.accelerator.gather(local.unsqueeze(0))  # (ranks, groups, 3)
-        differs = [name for i, name in enumerate(groups) if not torch.equal(
-            everyone[:, i], everyone[:1, i].expand_as(everyone[:, i]))]
+        differs = [
+            name
+            for i, name in enumerate(groups)
+            if not torch.equal(everyone[:, i], everyone[:1, i].expand_as(everyone[:, i]))
+        ]
         if differs:
             raise RuntimeError(
                 f"iteration {trainer.iteration}: the processes hold different {', '.join(differs)} "

@@ -13,8 +13,14 @@ MODES = ("disabled", "online", "offline")
 
 
 class WandbCallback:
-    def __init__(self, mode: str = "disabled", project: str = "gear_sonic", entity: str | None = None,
-                 run_name: str | None = None, experiment_dir: str | Path = "."):
+    def __init__(
+        self,
+        mode: str = "disabled",
+        project: str = "gear_sonic",
+        entity: str | None = None,
+        run_name: str | None = None,
+        experiment_dir: str | Path = ".",
+    ):
         if mode not in MODES:
             raise ValueError(f"callbacks.wandb.mode={mode!r}: choose one of {MODES}")
         self.mode = mode
@@ -34,7 +40,10 @@ class WandbCallback:
         if trainer.iteration > 0 and self.mode == "online":
             where = {"resume_from": f"{meta.wandb_run_id}?_step={trainer.iteration}"}
         self.run = wandb.init(
-            project=self.project, entity=self.entity, name=self.run_name, mode=self.mode,
+            project=self.project,
+            entity=self.entity,
+            name=self.run_name,
+            mode=self.mode,
             dir=str(self.experiment_dir),
             config=OmegaConf.to_container(OmegaConf.load(self.experiment_dir / "config.yaml")),
             **where,
@@ -42,7 +51,9 @@ class WandbCallback:
 
     def on_iteration_end(self, trainer, iteration: int, metrics: dict) -> None:
         if self.run is not None:
-            self.run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=iteration)
+            self.run.log(
+                {k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=iteration
+            )
 
     def on_train_end(self, trainer) -> None:
         if self.run is not None:
