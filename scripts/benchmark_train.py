@@ -87,7 +87,7 @@ def rsl_rl_runner(npz: Path, num_envs: int, device: str):
     cfg = unitree_g1_tracking_ppo_runner_cfg()
     cfg.logger = "tensorboard"
     runner = MotionTrackingOnPolicyRunner(env, dataclasses.asdict(cfg), log_dir=None, device=device)
-    return lambda iterations: runner.learn(num_learning_iterations=iterations)
+    return lambda iterations: runner.learn(num_learning_iterations=iterations), env.unwrapped
 
 
 def our_trainer(npz: Path, num_envs: int, device: str, accelerator=None, backend: str = "warp"):
@@ -127,6 +127,32 @@ def timed(train, iterations: int, num_envs: int) -> float:
     return num_envs * STEPS_PER_ENV * iterations / (time.perf_counter() - start)
 
 
+class EnvClock:
+    """Seconds spent inside an mjlab env's step, so a block splits into env and learner time."""
+
+    def __init__(self, env):
+        self.seconds = 0.0
+        step = env.step
+
+        def timed_step(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        env.step = timed_step
+
+
+def timed_split(train, iterations: int, num_envs: int, clock: EnvClock) -> tuple[float, float]:
+    """-> (env-steps/s, learner seconds per iteration: everything outside env.step)."""
+    clock.seconds = 0.0
+    start = time.perf_counter()
+    train(iterations)
+    elapsed = time.perf_counter() - start
+    return num_envs * STEPS_PER_ENV * iterations / elapsed, (elapsed - clock.seconds) / iterations
+
+
 def ratio_line(label: str, ratios: list[float]) -> str:
     return (
         f"ratio {label}: {statistics.median(ratios):.2f} "
@@ -136,15 +162,21 @@ def ratio_line(label: str, ratios: list[float]) -> str:
 
 def compare_with_rsl_rl(npz: Path, args, device: str) -> None:
     trainer = our_trainer(npz, args.num_envs, device, backend=args.backend)
-    rsl_train = rsl_rl_runner(npz, args.num_envs, device)
+    rsl_train, rsl_env = rsl_rl_runner(npz, args.num_envs, device)
     trainer.train(1), rsl_train(1)  # warm-up: first resets, allocator, caches
-    ratios = []
+    # The env step dominates and its cost follows each side's random falls; the learner time
+    # (rollout bookkeeping, policy, GAE, update) is what the trainers themselves cost.
+    our_clock, rsl_clock = EnvClock(trainer.env.env), EnvClock(rsl_env)
+    ratios, learner = [], {"ours": [], "rsl_rl": []}
     for pair in range(args.pairs):
-        ours = timed(trainer.train, args.iterations, args.num_envs)
-        rsl = timed(rsl_train, args.iterations, args.num_envs)
+        ours, ours_learn = timed_split(trainer.train, args.iterations, args.num_envs, our_clock)
+        rsl, rsl_learn = timed_split(rsl_train, args.iterations, args.num_envs, rsl_clock)
         ratios.append(ours / rsl)
+        learner["ours"].append(ours_learn)
+        learner["rsl_rl"].append(rsl_learn)
         print(
-            f"pair {pair + 1}: ours {ours:8.1f}  rsl_rl {rsl:8.1f} env-steps/s  ratio {ours / rsl:.2f}",
+            f"pair {pair + 1}: ours {ours:7.1f}  rsl_rl {rsl:7.1f} env-steps/s  ratio {ours / rsl:.2f}"
+            f"  | learner s/iteration: ours {ours_learn:.2f}  rsl_rl {rsl_learn:.2f}",
             flush=True,
         )
     if args.profile:
@@ -153,6 +185,11 @@ def compare_with_rsl_rl(npz: Path, args, device: str) -> None:
         f"task Mjlab-Tracking-Flat-Unitree-G1, device {device}, num_envs {args.num_envs}, "
         f"{args.iterations} iterations of {STEPS_PER_ENV} steps per block, "
         f"our backend {args.backend}"
+    )
+    print(
+        "learner time per iteration (outside env.step), median: "
+        f"ours {statistics.median(learner['ours']):.2f} s, "
+        f"rsl_rl {statistics.median(learner['rsl_rl']):.2f} s"
     )
     print(ratio_line("native/mjlab-warp" if args.backend == "native" else "ours/rsl_rl", ratios))
 
