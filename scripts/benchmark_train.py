@@ -121,12 +121,6 @@ def our_trainer(npz: Path, num_envs: int, device: str, accelerator=None, backend
     return trainer
 
 
-def timed(train, iterations: int, num_envs: int) -> float:
-    start = time.perf_counter()
-    train(iterations)
-    return num_envs * STEPS_PER_ENV * iterations / (time.perf_counter() - start)
-
-
 class EnvClock:
     """Seconds spent inside an mjlab env's step, so a block splits into env and learner time."""
 
