@@ -15,6 +15,15 @@ CONFIG_DIR = str(REPO_ROOT / "config")
 SAMPLE_MOTIONS = REPO_ROOT / "data" / "motions"
 RELEASE_PRESET = "+exp=manager/universal_token/all_modes/sonic_release"
 CPU_PRESET = "+exp=manager/universal_token/all_modes/sonic_cpu"
+# The smallest training run of the CPU preset: a few seconds an iteration, a checkpoint each.
+TINY_TRAINING = (
+    "num_envs=4",
+    "algo.config.num_mini_batches=2",
+    "algo.config.num_steps_per_env=8",
+    "algo.config.num_learning_epochs=1",
+    "callbacks.model_save.save_interval=1",
+    "callbacks.model_save.last_interval=1",
+)
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 

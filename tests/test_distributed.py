@@ -14,16 +14,11 @@ import time
 import torch
 from omegaconf import OmegaConf
 
-from tests.conftest import CPU_PRESET, REPO_ROOT
+from tests.conftest import CPU_PRESET, REPO_ROOT, TINY_TRAINING
 
 TRAIN = str(REPO_ROOT / "gear_sonic" / "train_agent_trl.py")
 TINY = (
-    "num_envs=4",
-    "algo.config.num_mini_batches=2",
-    "algo.config.num_steps_per_env=8",
-    "algo.config.num_learning_epochs=1",
-    "callbacks.model_save.save_interval=1",
-    "callbacks.model_save.last_interval=1",
+    *TINY_TRAINING,
     # Every iteration: average the sampling counts, then prove the replicas agree.
     "callbacks.sync_sampling.interval=1",
     "callbacks.ddp_check.interval=1",

@@ -15,16 +15,9 @@ import torch
 from omegaconf import OmegaConf
 
 from gear_sonic.train_agent_trl import prepare_experiment_dir, run_training
-from tests.conftest import CPU_PRESET, REPO_ROOT, compose_config
+from tests.conftest import CPU_PRESET, REPO_ROOT, TINY_TRAINING, compose_config
 
-TINY = (
-    "num_envs=4",
-    "algo.config.num_mini_batches=2",
-    "algo.config.num_steps_per_env=8",
-    "algo.config.num_learning_epochs=1",
-    "callbacks.model_save.save_interval=1",
-    "callbacks.model_save.last_interval=1",
-)
+TINY = TINY_TRAINING
 
 
 def tiny_config(tmp_path, *overrides):
