@@ -17,6 +17,7 @@ Several processes (each steps its own `num_envs`, seed + rank; rank 0 writes the
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -83,7 +84,12 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     from gear_sonic.envs import create_manager_env
     from gear_sonic.experiment import record_launch
     from gear_sonic.trl.builders import build_policy_and_value, load_weights, ppo_config
-    from gear_sonic.trl.distributed import env_device, exit_cleanly_on_sigterm, make_accelerator
+    from gear_sonic.trl.distributed import (
+        env_device,
+        exit_cleanly_on_sigterm,
+        lost_peer_message,
+        make_accelerator,
+    )
     from gear_sonic.trl.trainer.ppo_config import check_batch_layout
 
     ppo = ppo_config(cfg)  # fail on a bad algo key before anything slow starts
@@ -155,7 +161,14 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGINT, request_stop)
-    trainer.train(total - trainer.iteration)
+    try:
+        trainer.train(total - trainer.iteration)
+    except RuntimeError as err:
+        message = lost_peer_message(accelerator.process_index, err)
+        if accelerator.num_processes == 1 or message is None:
+            raise
+        print(message, file=sys.stderr, flush=True)
+        os._exit(1)  # the process group is broken: a normal exit would hang in its teardown
     env.close()
     return exp_dir
 

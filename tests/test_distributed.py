@@ -178,7 +178,11 @@ def test_when_one_rank_dies_the_other_stops_with_a_message(tmp_path):
     os.kill(ranks[1], signal.SIGKILL)  # e.g. the OOM killer takes one rank
     output, _ = process.communicate(timeout=180)  # no hang
     assert process.returncode != 0
-    assert "rank 0: stopped by the launcher" in output, output[-3000:]
+    # Whichever comes first: the launcher's SIGTERM or rank 0's failed collective.
+    assert (
+        "rank 0: stopped by the launcher" in output
+        or "rank 0: lost contact with another rank" in output
+    ), output[-3000:]
     assert (exp_dir / "last.pt").is_file()  # what was saved stays
 
 
@@ -208,3 +212,16 @@ def test_rendezvous_that_never_completes_fails_with_one_line(tmp_path):
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "did not form within 5 s" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_lost_peer_errors_are_told_apart_from_other_runtime_errors():
+    from gear_sonic.trl.distributed import lost_peer_message
+
+    gloo = RuntimeError(
+        "[gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:61160: Connection reset by peer."
+    )
+    message = lost_peer_message(0, gloo)
+    assert message.startswith("rank 0: lost contact with another rank (")
+    assert "Connection reset by peer" in message and "last.pt" in message
+    assert lost_peer_message(0, RuntimeError("shape mismatch in matmul")) is None
+    assert lost_peer_message(0, ValueError("Connection reset by peer")) is None

@@ -93,3 +93,29 @@ def exit_cleanly_on_sigterm(rank: int) -> None:
         os._exit(143)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+# What gloo / NCCL say when the peer process is gone (killed, crashed, OOM).
+_PEER_LOST_MARKERS = (
+    "connection reset by peer",
+    "connection closed by peer",
+    "broken pipe",
+    "socket closed",
+    "nccl communicator was aborted",
+)
+
+
+def lost_peer_message(rank: int, err: BaseException) -> str | None:
+    """-> a one-line explanation when `err` says another rank vanished mid-collective, else None.
+
+    Which rank notices first is a race: the launcher's SIGTERM or the failed collective."""
+    if not isinstance(err, RuntimeError):
+        return None
+    text = str(err)
+    if not any(marker in text.lower() for marker in _PEER_LOST_MARKERS):
+        return None
+    first_line = text.strip().splitlines()[0][:200]
+    return (
+        f"rank {rank}: lost contact with another rank ({first_line}), usually because that rank "
+        "failed; its error is printed above. last.pt holds the last saved state."
+    )
