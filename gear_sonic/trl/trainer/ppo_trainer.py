@@ -210,6 +210,11 @@ class TRLPPOTrainer:
         std = (moments[1] / moments[2] - mean.square()).clamp_min(0.0).sqrt()
         self.storage.advantages = ((adv - mean) / (std + 1e-8)).float()
 
+    def after_rollout(self) -> dict[str, float]:
+        """Hook between the rollout and GAE (e.g. rewards added from the stored rollout, as AMP's
+        style reward): may change `self.storage.rewards`; -> metrics of this iteration."""
+        return {}
+
     # ---------------------------------------------------------------- update
     def extra_losses(
         self, batch: MiniBatch, aux, action_mean: torch.Tensor
@@ -298,7 +303,7 @@ class TRLPPOTrainer:
         self.model.train()
         last_values, episode_sums, env_log = self.collect_rollout()
         collect_s = time.perf_counter() - start
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = self.after_rollout()
         bad = self._non_finite_rollout()
         if bad:
             self.skipped_rollouts += 1
