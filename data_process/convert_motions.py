@@ -35,15 +35,24 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # noqa: E402
 
 from gear_sonic.utils.motion_lib import (  # noqa: E402
-    MotionDataError, RawClip, RobotKinematics, read_motion_file, write_npz, write_sonic_pkl,
+    MotionDataError,
+    RawClip,
+    RobotKinematics,
+    read_motion_file,
+    write_npz,
+    write_sonic_pkl,
 )
 from gear_sonic.utils.motion_lib.conversion import joint_columns  # noqa: E402
 from gear_sonic.utils.motion_lib.csv_formats import (  # noqa: E402
-    LAFAN_FPS, check_joint_units, read_csv_motion, write_lafan_csv, write_plain_csv,
+    LAFAN_FPS,
+    check_joint_units,
+    read_csv_motion,
+    write_lafan_csv,
+    write_plain_csv,
 )
-from gear_sonic.utils.motion_lib.quat import angular_velocity, linear_velocity  # noqa: E402
 from gear_sonic.utils.motion_lib.resample import lerp_at, slerp_at, target_times  # noqa: E402
 from gear_sonic.utils.motion_lib.safe_pickle import TRUST_PICKLE_HELP  # noqa: E402
+from gear_sonic.utils.np_quat import angular_velocity, linear_velocity  # noqa: E402
 
 FORMATS = ("npz", "pkl", "csv", "lafan_csv")
 INPUT_SUFFIXES = (".pkl", ".npz", ".csv")

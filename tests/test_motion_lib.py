@@ -28,7 +28,7 @@ from gear_sonic.utils.motion_lib import (  # noqa: E402
     write_npz,
     write_sonic_pkl,
 )
-from gear_sonic.utils.motion_lib.quat import angular_velocity, wxyz_to_xyzw  # noqa: E402
+from gear_sonic.utils.np_quat import angular_velocity, wxyz_to_xyzw  # noqa: E402
 
 INSPECT = REPO_ROOT / "data_process" / "inspect_motions.py"
 FPS = 30.0

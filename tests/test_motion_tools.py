@@ -15,7 +15,7 @@ import pytest
 from data_process import convert_motions, split_motions, validate_motions
 from data_process.motion_gen.robot import hinge_ranges, load_model
 from gear_sonic.utils.motion_lib import RawClip, write_sonic_pkl
-from gear_sonic.utils.motion_lib.quat import quat_conjugate, quat_log, quat_mul
+from gear_sonic.utils.np_quat import quat_conjugate, quat_log, quat_mul
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_MOTIONS = REPO_ROOT / "data" / "motions"

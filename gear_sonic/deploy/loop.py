@@ -20,8 +20,8 @@ from gear_sonic.deploy.contract import check_session_inputs, load_contract
 from gear_sonic.deploy.errors import DeployInputError
 from gear_sonic.deploy.motion import load_motion
 from gear_sonic.deploy.observations import ObsContext, ObservationBuilder
-from gear_sonic.deploy.quat import quat_conjugate, quat_log, quat_mul
 from gear_sonic.deploy.sim import MujocoRobot, load_model
+from gear_sonic.utils.np_quat import quat_conjugate, quat_log, quat_mul
 
 # Evaluation's terminations (config/manager_env/terminations/tracking/eval.yaml).
 ANCHOR_HEIGHT_ERROR_M = 0.25

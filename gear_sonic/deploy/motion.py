@@ -17,7 +17,7 @@ import mujoco
 import numpy as np
 
 from gear_sonic.deploy.errors import DeployInputError
-from gear_sonic.deploy.quat import angular_velocity, normalize, slerp
+from gear_sonic.utils.np_quat import angular_velocity, normalize, slerp
 
 _ROOT_POSE_COLS = 7  # some exporters prepend root xyz + wxyz to joint_pos
 _ROOT_VEL_COLS = 6

@@ -19,7 +19,7 @@ import numpy as np
 from gear_sonic.deploy.contract import DeployContract, ObsGroup, ObsTerm
 from gear_sonic.deploy.errors import DeployInputError
 from gear_sonic.deploy.motion import ReferenceMotion
-from gear_sonic.deploy.quat import (
+from gear_sonic.utils.np_quat import (
     matrix_from_quat,
     quat_apply,
     quat_apply_inverse,
@@ -27,10 +27,22 @@ from gear_sonic.deploy.quat import (
     quat_mul,
     rotation_6d,
     rotation_6d_from_matrix,
-    smpl_root_rotation,
 )
 
 GRAVITY_DIR = np.array([0.0, 0.0, -1.0])
+
+
+def smpl_root_rotation(joints: np.ndarray) -> np.ndarray:
+    """Root frame of SMPL keypoints (..., 24, 3) -> (..., 3, 3): columns x fwd, y left, z up."""
+    pelvis, left_hip, right_hip, spine = (joints[..., i, :] for i in range(4))
+    y_axis = _unit(left_hip - right_hip)
+    x_axis = _unit(np.cross(y_axis, spine - pelvis))
+    z_axis = np.cross(x_axis, y_axis)
+    return np.stack([x_axis, y_axis, z_axis], axis=-1)
+
+
+def _unit(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), eps)
 
 
 class RobotView:

@@ -17,7 +17,7 @@ from gear_sonic.deploy.contract import DeployContract
 from gear_sonic.deploy.errors import DeployInputError
 from gear_sonic.deploy.motion import ReferenceMotion
 from gear_sonic.deploy.observations import RobotView
-from gear_sonic.deploy.quat import quat_apply_inverse
+from gear_sonic.utils.np_quat import quat_apply_inverse
 
 
 def load_model(contract: DeployContract, model_path: str | Path | None = None) -> mujoco.MjModel:

@@ -7,10 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
+from gear_sonic.utils.np_quat import angular_velocity, linear_velocity
+
 from .clip import RawClip
 from .errors import MotionDataError
 from .kinematics import RobotKinematics
-from .quat import angular_velocity, linear_velocity
 from .resample import lerp_at, slerp_at, target_times
 
 

@@ -18,9 +18,10 @@ from typing import Sequence
 
 import numpy as np
 
+from gear_sonic.utils.np_quat import wxyz_to_xyzw, xyzw_to_wxyz
+
 from .clip import RawClip
 from .errors import MotionDataError
-from .quat import wxyz_to_xyzw, xyzw_to_wxyz
 from .readers import validate_clip
 from .writers import _atomic_write
 

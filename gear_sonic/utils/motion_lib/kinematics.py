@@ -5,8 +5,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from gear_sonic.utils.np_quat import angular_velocity, linear_velocity
+
 from .errors import MotionDataError
-from .quat import angular_velocity, linear_velocity
 
 _ACTUATED_JOINT_TYPES = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
 

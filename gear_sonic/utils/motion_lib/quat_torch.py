@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .quat import SLERP_LINEAR_DOT
+from gear_sonic.utils.np_quat import SLERP_LINEAR_DOT
 
 
 def slerp_torch(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

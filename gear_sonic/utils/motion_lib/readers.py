@@ -11,9 +11,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gear_sonic.utils.np_quat import normalize, xyzw_to_wxyz
+
 from .clip import RawClip
 from .errors import MotionDataError
-from .quat import normalize, xyzw_to_wxyz
 from .safe_pickle import load_motion_pickle
 
 SUPPORTED_SUFFIXES = (".pkl", ".npz")

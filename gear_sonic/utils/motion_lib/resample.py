@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .quat import slerp
+from gear_sonic.utils.np_quat import slerp
 
 
 def target_times(num_frames: int, fps: float, target_fps: float) -> np.ndarray:

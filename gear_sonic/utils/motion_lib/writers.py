@@ -10,9 +10,10 @@ from typing import Callable, Sequence
 import joblib
 import numpy as np
 
+from gear_sonic.utils.np_quat import wxyz_to_xyzw
+
 from .clip import RawClip
 from .errors import MotionDataError
-from .quat import wxyz_to_xyzw
 
 
 def write_npz(path: str | Path, clip: RawClip) -> None:
