@@ -74,7 +74,18 @@ def g1_contact_sensors() -> tuple[ContactSensorCfg, ...]:
         reduce="netforce",
         num_slots=1,
     )
-    return (undesired,)
+    # Net force of the ground on each foot (ankle roll subtree): AMP's foot-contact feature.
+    feet = ContactSensorCfg(
+        name="feet_contact",
+        primary=ContactMatch(
+            mode="subtree", pattern=r"^(left_ankle_roll_link|right_ankle_roll_link)$", entity="robot"
+        ),
+        secondary=ContactMatch(mode="body", pattern="terrain"),
+        fields=("force",),
+        reduce="netforce",
+        num_slots=1,
+    )
+    return (undesired, feet)
 
 
 _G1_ALL_BODIES: tuple[str, ...] = (

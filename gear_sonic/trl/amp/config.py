@@ -1,0 +1,71 @@
+"""AMP learner settings (the `amp:` config section), checked once at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gear_sonic.envs.manager_env.mdp.amp_features import AMPFeatureSpec
+
+
+@dataclass(frozen=True)
+class AMPSettings:
+    motion_file: str = "data/motions"  # expert clips: a file or folder
+    clips: tuple[str, ...] = ("*",)  # shell patterns on clip keys
+    features: AMPFeatureSpec = field(default_factory=AMPFeatureSpec)
+    style_weight: float = 1.0  # total reward = task + style_weight * style * step_dt
+    reward_type: str = "clip"  # clip: clip(D, 0, 1) | amp: max(0, 1 - 0.25 (D - 1)^2)
+    hidden_dims: tuple[int, ...] = (1024, 512, 256)
+    spectral_norm: bool = True
+    layer_norm: bool = False
+    learning_rate: float = 1.0e-4
+    r1_gamma: float = 5.0
+    input_noise_std: float = 0.02  # on normalised inputs, discriminator updates only
+    updates_per_iteration: int = 4
+    batch_size: int = 512  # per side (expert and policy)
+    replay_capacity: int = 100_000
+    historical_share: float = 0.5  # share of policy samples drawn from the replay buffer
+    norm_std_min: float = 0.05  # floor of the expert std used to normalise
+    action_filter_alpha: float = 1.0  # a <- alpha * a + (1 - alpha) * a_prev; 1 = no filter
+    contact_sensor: str = "feet_contact"
+
+    def __post_init__(self):
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(f"amp.{message}")
+
+        need(self.reward_type in ("clip", "amp"), f"reward_type={self.reward_type!r}: use clip or amp")
+        need(0.0 <= self.historical_share <= 1.0, "historical_share must be in [0, 1]")
+        need(0.0 < self.action_filter_alpha <= 1.0, "action_filter_alpha must be in (0, 1]")
+        for name in ("updates_per_iteration", "batch_size", "replay_capacity"):
+            need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        need(self.learning_rate > 0 and self.r1_gamma >= 0, "learning_rate > 0 and r1_gamma >= 0")
+
+
+def amp_settings(**values) -> AMPSettings:
+    """Hydra target of the `amp:` section; unknown keys name the override to fix."""
+    return settings_from_mapping(values)
+
+
+def settings_from_mapping(values: Mapping) -> AMPSettings:
+    values = {k: v for k, v in dict(values).items() if not str(k).startswith("_")}
+    known = {f.name for f in dataclasses.fields(AMPSettings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown amp keys {[f'amp.{k}' for k in unknown]}; valid: {sorted(known)}")
+    feature_values = dict(values.pop("features", None) or {})
+    feature_known = {f.name for f in dataclasses.fields(AMPFeatureSpec)}
+    bad = sorted(set(feature_values) - feature_known)
+    if bad:
+        raise ValueError(
+            f"unknown amp.features keys {[f'amp.features.{k}' for k in bad]}; valid: {sorted(feature_known)}"
+        )
+    for key in ("terms", "foot_bodies"):
+        if key in feature_values:
+            feature_values[key] = tuple(feature_values[key])
+    for key in ("clips", "hidden_dims"):
+        if key in values:
+            items = values[key]
+            values[key] = (items,) if isinstance(items, str) else tuple(items)
+    return AMPSettings(features=AMPFeatureSpec(**feature_values), **values)
