@@ -11,8 +11,11 @@ mini-batches. Both runners are built once and warmed up, then timed in interleav
 `--nproc 2`: our trainer with 2 processes (torchrun, gloo on CPU) against 1 process, each with
 --num-envs envs per process, interleaved runs; last line `ratio 2proc/1proc: X.XX (...)`.
 `--profile` prints where one iteration of ours spends its time (cProfile, top functions).
-`--backend native`: our trainer's env runs on the native MuJoCo C backend (gear_sonic.sim) while
-rsl_rl's stays on MJWarp; last line `ratio native/mjlab-warp: X.XX (...)`.
+`--backend auto` (default): our trainer's env runs on the backend a training run gets by default:
+the native MuJoCo C backend (gear_sonic.sim) on CPU, MJWarp on CUDA. rsl_rl's always runs on MJWarp,
+so on CPU the last line reads `ratio native/mjlab-warp: X.XX (...)`. `--backend warp` compares the
+two trainers on one engine (last line `ratio ours/rsl_rl`); there the env step is ~93 % of an
+iteration and the learner time per iteration printed above is what the trainers themselves cost.
 """
 
 from __future__ import annotations
@@ -52,9 +55,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument(
         "--backend",
-        default="warp",
-        choices=("native", "warp"),
-        help="backend of our trainer's env (rsl_rl's always runs on warp)",
+        default="auto",
+        choices=("auto", "native", "warp"),
+        help="backend of our trainer's env: auto = native on CPU, warp on CUDA, as in training "
+        "(rsl_rl's always runs on warp)",
     )
     parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)  # --nproc child mode
     args = parser.parse_args()
@@ -271,10 +275,12 @@ def compare_processes(npz: Path, args) -> None:
 
 def main() -> None:
     args = parse_args()
+    from gear_sonic.sim.backend import resolve_backend
     from gear_sonic.trl.distributed import requested_device
 
     device = requested_device(args.device)
     device = "cuda:0" if device == "cuda" else device
+    args.backend = resolve_backend(args.backend, device)
     if args.worker_out:
         worker(Path(args.motion), args, device)
         return
