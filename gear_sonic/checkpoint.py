@@ -2,12 +2,15 @@
 
 A checkpoint is a dict of tensors, numbers, strings and nested containers. Saves are atomic
 (temp file + rename), so a crash leaves the previous file or the new one, never half of one.
-Loads always use `torch.load(weights_only=True)`: a file that holds any other object (which
-could run code while unpickling) is refused, not executed.
+The path may be a storage URL (s3://..., gear_sonic/storage.py): the whole file is uploaded in
+one put, so a remote checkpoint too is whole or absent. Loads always use
+`torch.load(weights_only=True)`: a file that holds any other object (which could run code while
+unpickling) is refused, not executed.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gear_sonic import storage
 from gear_sonic.utils.atomic_io import atomic_torch_save
 
 
@@ -23,17 +27,23 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, unsafe, or of another architecture."""
 
 
-def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
-    return atomic_torch_save(dict(state), path)
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path | str:
+    path = storage.location(path)
+    if isinstance(path, Path):
+        return atomic_torch_save(dict(state), path)
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    return storage.atomic_write_bytes(buffer.getvalue(), path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """-> the checkpoint dict. Only tensors and plain containers are unpickled."""
-    path = Path(path)
-    if not path.is_file():
+    path = storage.location(path)
+    if not storage.is_file(path):
         raise FileNotFoundError(f"checkpoint {path}: no such file")
+    source = path if isinstance(path, Path) else io.BytesIO(storage.read_bytes(path))
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         # torch names the refused global in its message; keep its first line only.
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -2,12 +2,15 @@
 
 meta.yaml holds the W&B run id, `max_train_steps` (the run's planned total iterations, which the
 checkpoint monitor reads to know when a run is over) and one entry per launch (command, time,
-iteration at start, processes), updated on every resume.
+iteration at start, processes), updated on every resume. The dir may be a storage URL
+(gear_sonic/storage.py): every file goes through its atomic writes.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 import secrets
 import string
@@ -17,16 +20,19 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from gear_sonic.utils.atomic_io import atomic_write_text
+from gear_sonic import storage
 
 MAX_SUFFIX_TRIES = 1000
 # Override keys that say nothing about a sweep point (paths, the preset itself).
 NAME_EXCLUDED_KEYS = ("exp", "experiment_dir", "base_dir", "experiment_name", "project_name")
 
 
-def claim_new_dir(path: str | Path) -> Path:
-    """Create `path` exclusively; if another run holds it, `path-1`, `path-2`, ... instead."""
-    path = Path(path)
+def claim_new_dir(path: str | Path) -> Path | str:
+    """Create `path` exclusively; if another run holds it, `path-1`, `path-2`, ... instead.
+    A remote dir is claimed by a conditional put of its `.claim` object (only one run wins)."""
+    path = storage.location(path)
+    if not isinstance(path, Path):
+        return _claim_remote_dir(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(MAX_SUFFIX_TRIES):
         candidate = path if attempt == 0 else path.with_name(f"{path.name}-{attempt}")
@@ -36,6 +42,16 @@ def claim_new_dir(path: str | Path) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"experiment_dir={path}: {MAX_SUFFIX_TRIES} runs already use this name")
+
+
+def _claim_remote_dir(url: str) -> str:
+    storage.check_access(url)
+    for attempt in range(MAX_SUFFIX_TRIES):
+        candidate = url if attempt == 0 else f"{url}-{attempt}"
+        taken = storage.list_names(candidate)  # a dir written before claims existed
+        if not taken and storage.create_exclusive(_now().encode(), f"{candidate}/.claim"):
+            return candidate
+    raise FileExistsError(f"experiment_dir={url}: {MAX_SUFFIX_TRIES} runs already use this name")
 
 
 def sweep_dir_suffix(job_num: int, task_overrides: list[str], max_len: int = 60) -> str:
@@ -52,11 +68,13 @@ def sweep_dir_suffix(job_num: int, task_overrides: list[str], max_len: int = 60)
     return f"job{job_num}" + (f"_{text}" if text else "")
 
 
-def write_new_run_files(cfg: DictConfig, exp_dir: Path, hydra_files: dict[str, str]) -> None:
+def write_new_run_files(cfg: DictConfig, exp_dir, hydra_files: dict[str, str]) -> None:
     # Unresolved, so the file shows the interpolations a reader can follow.
-    atomic_write_text(OmegaConf.to_yaml(cfg, resolve=False), exp_dir / "config.yaml")
+    storage.atomic_write_text(
+        OmegaConf.to_yaml(cfg, resolve=False), storage.join(exp_dir, "config.yaml")
+    )
     for name, text in hydra_files.items():
-        atomic_write_text(text, exp_dir / ".hydra" / name)
+        storage.atomic_write_text(text, storage.join(exp_dir, ".hydra", name))
     meta = {
         "wandb_run_id": "".join(
             secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)
@@ -66,15 +84,23 @@ def write_new_run_files(cfg: DictConfig, exp_dir: Path, hydra_files: dict[str, s
         "command": _command_line(),
         "launches": [],
     }
-    atomic_write_text(OmegaConf.to_yaml(OmegaConf.create(meta)), exp_dir / "meta.yaml")
+    storage.atomic_write_text(
+        OmegaConf.to_yaml(OmegaConf.create(meta)), storage.join(exp_dir, "meta.yaml")
+    )
 
 
-def record_launch(
-    exp_dir: Path, start_iteration: int, planned_total: int, num_processes: int
-) -> None:
+def load_meta(exp_dir) -> dict:
+    """meta.yaml as a dict ({} when the dir has none yet)."""
+    path = storage.join(exp_dir, "meta.yaml")
+    if not storage.is_file(path):
+        return {}
+    return OmegaConf.to_container(OmegaConf.create(storage.read_text(path))) or {}
+
+
+def record_launch(exp_dir, start_iteration: int, planned_total: int, num_processes: int) -> None:
     """Append this launch to meta.yaml and set the run's planned length."""
-    path = exp_dir / "meta.yaml"
-    meta = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
+    path = storage.join(exp_dir, "meta.yaml")
+    meta = load_meta(exp_dir)
     meta["max_train_steps"] = int(planned_total)
     meta.setdefault("launches", [])
     meta["launches"] = list(meta["launches"] or []) + [
@@ -86,7 +112,7 @@ def record_launch(
             "num_processes": int(num_processes),
         }
     ]
-    atomic_write_text(OmegaConf.to_yaml(OmegaConf.create(meta)), path)
+    storage.atomic_write_text(OmegaConf.to_yaml(OmegaConf.create(meta)), path)
 
 
 def _now() -> str:
@@ -95,3 +121,18 @@ def _now() -> str:
 
 def _command_line() -> str:
     return " ".join(sys.argv)
+
+
+def final_metric(exp_dir, key: str = "mean_reward") -> float:
+    """The last logged value of `key` in metrics.csv (nan when there is none): the objective a
+    sweeper such as hydra/sweeper=optuna optimises."""
+    path = storage.join(exp_dir, "metrics.csv")
+    if not storage.is_file(path):
+        return float("nan")
+    rows = list(csv.DictReader(io.StringIO(storage.read_text(path))))
+    if rows and key not in rows[-1]:
+        raise KeyError(f"+objective={key}: not a metrics.csv column (one of {sorted(rows[-1])})")
+    try:
+        return float(rows[-1][key]) if rows else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")

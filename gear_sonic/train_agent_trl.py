@@ -12,6 +12,9 @@ Several processes (each steps its own `num_envs`, seed + rank; rank 0 writes the
     experiment_dir=DIR +resume=auto  continue DIR if it has a last.pt, else start a run there
                                      (one command line for a job that a cluster may requeue)
     -m seed=1,2                      a sweep: one experiment dir per job, named by its overrides
+    base_dir=s3://bucket/prefix      the experiment dir in object storage (any fsspec URL)
+    -m hydra/sweeper=optuna ...      an optuna search: each job returns the last iteration's
+                                     `+objective=KEY` (a metrics.csv column, default mean_reward)
 """
 
 from __future__ import annotations
@@ -37,26 +40,32 @@ log = logging.getLogger("gear_sonic.train")
 
 def resume_mode(cfg: DictConfig) -> bool:
     """+resume=True/False, or auto: resume when the experiment dir has a last.pt."""
+    from gear_sonic import storage
+
     value = cfg.get("resume", False)
     if isinstance(value, str) and value.lower() == "auto":
-        return (Path(cfg.experiment_dir) / "last.pt").is_file()
+        storage.check_access(cfg.experiment_dir)
+        return storage.is_file(storage.join(cfg.experiment_dir, "last.pt"))
     if not isinstance(value, bool):
         raise ValueError(f"+resume={value!r}: use true, false or auto")
     return value
 
 
-def prepare_experiment_dir(cfg: DictConfig, resume: bool, hydra_files: dict[str, str]) -> Path:
+def prepare_experiment_dir(cfg: DictConfig, resume: bool, hydra_files: dict[str, str]):
     """Rank 0 only. A new run claims a dir no other run holds (a suffix on collision), except
-    under +resume=auto, whose dir belongs to the job that names it."""
+    under +resume=auto, whose dir belongs to the job that names it. -> a Path, or the URL of a
+    remote dir."""
+    from gear_sonic import storage
     from gear_sonic.experiment import claim_new_dir, write_new_run_files
 
-    exp_dir = Path(cfg.experiment_dir)
+    exp_dir = storage.location(cfg.experiment_dir)
     if str(cfg.get("resume", "")).lower() == "auto" and not resume:
-        exp_dir.mkdir(parents=True, exist_ok=True)
+        storage.makedirs(exp_dir)
         write_new_run_files(cfg, exp_dir, hydra_files)
         return exp_dir
     if resume:
-        if not (exp_dir / "last.pt").is_file():
+        storage.check_access(exp_dir)
+        if not storage.is_file(storage.join(exp_dir, "last.pt")):
             raise FileNotFoundError(
                 f"+resume=True: no last.pt in experiment_dir={exp_dir}; pass the dir of an earlier run "
                 "(experiment_dir=logs_rl/<project>/<experiment>-<timestamp> +resume=True)"
@@ -80,6 +89,7 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     from accelerate.utils import broadcast_object_list
     from hydra.utils import get_class, instantiate
 
+    from gear_sonic import storage
     from gear_sonic.checkpoint import load_checkpoint
     from gear_sonic.envs import create_manager_env
     from gear_sonic.experiment import record_launch
@@ -97,7 +107,7 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     cfg.experiment_dir = str(cfg.experiment_dir)  # resolve ${now:...} once
     resume = resume_mode(cfg)
     checkpoint = cfg.get("checkpoint")
-    if checkpoint and not Path(checkpoint).is_file():
+    if checkpoint and not storage.is_file(checkpoint):
         raise FileNotFoundError(f"+checkpoint={checkpoint}: no such file")
 
     accelerator = make_accelerator(cfg.device, float(cfg.dist_timeout_s))
@@ -108,13 +118,13 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     if accelerator.is_main_process:
         try:
             exp_dir_or_error = [str(prepare_experiment_dir(cfg, resume, hydra_files or {}))]
-        except (FileNotFoundError, FileExistsError) as err:
+        except (FileNotFoundError, FileExistsError, storage.StorageError) as err:
             exp_dir_or_error = [err]
     exp_dir_or_error = broadcast_object_list(exp_dir_or_error, from_process=0)
     if isinstance(exp_dir_or_error[0], Exception):
         raise exp_dir_or_error[0]
     cfg.experiment_dir = exp_dir_or_error[0]
-    exp_dir = Path(cfg.experiment_dir)
+    exp_dir = storage.location(cfg.experiment_dir)
 
     env = create_manager_env(
         cfg, device=env_device(accelerator), seed=int(cfg.seed) + accelerator.process_index
@@ -137,7 +147,7 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     )
     if resume:
         trainer.load_state_dict(
-            load_checkpoint(exp_dir / "last.pt", map_location=env_device(accelerator))
+            load_checkpoint(storage.join(exp_dir, "last.pt"), map_location=env_device(accelerator))
         )
         accelerator.print(f"resumed {exp_dir} at iteration {trainer.iteration}")
 
@@ -203,10 +213,14 @@ def swept_keys(arguments: list[str]) -> set[str]:
 
 
 @hydra.main(config_path="../config", config_name="base", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float:
+    from gear_sonic.experiment import final_metric
+
     configure_logging()
     try:
-        run_training(cfg, apply_sweep_naming(cfg))
+        exp_dir = run_training(cfg, apply_sweep_naming(cfg))
+        # The job's return value: what a sweeper that optimises (hydra/sweeper=optuna) reads.
+        return final_metric(exp_dir, str(cfg.get("objective", "mean_reward")))
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, DistributedSetupError) as err:
         # Bad input: one clear line, no traceback wall.
         print(f"error: {err}", file=sys.stderr)

@@ -55,3 +55,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 
 def atomic_write_text(text: str, path: str | Path) -> Path:
     return _atomic(path, lambda handle: handle.write(text.encode()))
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> Path:
+    return _atomic(path, lambda handle: handle.write(data))

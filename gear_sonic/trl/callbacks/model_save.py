@@ -1,10 +1,11 @@
 """Checkpoints: `model_step_XXXXXX.pt` every `save_interval` iterations, `last.pt` every
-`last_interval` and at the end. Rank 0 writes; every write is atomic."""
+`last_interval` and at the end. Rank 0 writes; every write is atomic (also to a storage URL)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from gear_sonic import storage
 from gear_sonic.checkpoint import save_checkpoint
 
 
@@ -12,7 +13,7 @@ class ModelSaveCallback:
     def __init__(self, save_dir: str | Path, save_interval: int = 2000, last_interval: int = 50):
         if save_interval < 1 or last_interval < 1:
             raise ValueError("callbacks.model_save: save_interval and last_interval must be >= 1")
-        self.save_dir = Path(save_dir)
+        self.save_dir = storage.location(save_dir)
         self.save_interval = save_interval
         self.last_interval = last_interval
 
@@ -20,7 +21,7 @@ class ModelSaveCallback:
         state = trainer.state_dict()  # every rank joins any collective inside
         if not trainer.accelerator.is_main_process:
             return None
-        return save_checkpoint(state, self.save_dir / name)
+        return save_checkpoint(state, storage.join(self.save_dir, name))
 
     def on_iteration_end(self, trainer, iteration: int, metrics: dict) -> None:
         done = iteration  # the trainer reports completed iterations (1, 2, ...)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from gear_sonic import storage
+
 MODES = ("disabled", "online", "offline")
 
 
@@ -27,7 +29,7 @@ class WandbCallback:
         self.project = project
         self.entity = entity
         self.run_name = run_name
-        self.experiment_dir = Path(experiment_dir)
+        self.experiment_dir = storage.location(experiment_dir)
         self.run = None
 
     def on_train_start(self, trainer) -> None:
@@ -35,7 +37,14 @@ class WandbCallback:
             return
         import wandb
 
-        meta = OmegaConf.load(self.experiment_dir / "meta.yaml")
+        read = lambda name: OmegaConf.create(  # noqa: E731
+            storage.read_text(storage.join(self.experiment_dir, name))
+        )
+        meta, config = read("meta.yaml"), read("config.yaml")
+        # W&B keeps its files locally; a remote experiment dir gets a local staging folder.
+        local_dir = self.experiment_dir
+        if not isinstance(local_dir, Path):
+            local_dir = storage.staging_dir(local_dir, "wandb")
         where = {"id": meta.wandb_run_id, "resume": "allow"}
         if trainer.iteration > 0 and self.mode == "online":
             where = {"resume_from": f"{meta.wandb_run_id}?_step={trainer.iteration}"}
@@ -44,8 +53,8 @@ class WandbCallback:
             entity=self.entity,
             name=self.run_name,
             mode=self.mode,
-            dir=str(self.experiment_dir),
-            config=OmegaConf.to_container(OmegaConf.load(self.experiment_dir / "config.yaml")),
+            dir=str(local_dir),
+            config=OmegaConf.to_container(config),
             **where,
         )
 
