@@ -23,6 +23,7 @@ class AMPSettings:
     r1_gamma: float = 5.0
     input_noise_std: float = 0.02  # on normalised inputs, discriminator updates only
     updates_per_iteration: int = 4
+    warmup_updates: int = 0  # before iteration 1: updates against one rollout of the initial policy
     batch_size: int = 512  # per side (expert and policy)
     replay_capacity: int = 100_000
     historical_share: float = 0.5  # share of policy samples drawn from the replay buffer
@@ -40,6 +41,7 @@ class AMPSettings:
         need(0.0 < self.action_filter_alpha <= 1.0, "action_filter_alpha must be in (0, 1]")
         for name in ("updates_per_iteration", "batch_size", "replay_capacity"):
             need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        need(self.warmup_updates >= 0, f"warmup_updates must be >= 0, got {self.warmup_updates}")
         need(self.learning_rate > 0 and self.r1_gamma >= 0, "learning_rate > 0 and r1_gamma >= 0")
 
 

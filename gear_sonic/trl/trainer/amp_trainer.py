@@ -102,12 +102,31 @@ class AMPTrainer(TRLPPOTrainer):
         metrics["amp/replay_size"] = float(len(self.replay))
         return metrics
 
+    def train(self, num_iterations: int | None = None) -> dict[str, float]:
+        if self.iteration == 0 and self.amp.warmup_updates > 0:
+            self.warm_up_discriminator()
+        return super().train(num_iterations)
+
+    def warm_up_discriminator(self) -> dict[str, float]:
+        """Train the discriminator on one rollout of the initial policy (not used by PPO), so the
+        first iterations' style rewards already tell the policy's motion from the clips'."""
+        self.collect_rollout()
+        features = self.amp_env.take()
+        policy = features[~self.storage.dones[: features.shape[0]]]
+        metrics = self.update_discriminator(policy, self.amp.warmup_updates)
+        self.replay.insert(policy)
+        self.storage.clear()
+        self.logger.info("AMP discriminator warm-up: %d updates, accuracy %.2f",
+                         self.amp.warmup_updates, metrics["amp/disc_acc"])
+        return metrics
+
     # ---------------------------------------------------------------- discriminator update
-    def update_discriminator(self, policy: torch.Tensor) -> dict[str, float]:
+    def update_discriminator(self, policy: torch.Tensor, steps: int | None = None) -> dict[str, float]:
         amp, disc = self.amp, self.discriminator
+        steps = amp.updates_per_iteration if steps is None else int(steps)
         disc.train()
         sums: dict[str, torch.Tensor] = {}
-        for _ in range(amp.updates_per_iteration):
+        for _ in range(steps):
             expert = self.expert[torch.randint(len(self.expert), (amp.batch_size,), device=self.device)]
             fake, _ = self.replay.mixed_batch(policy, amp.batch_size, amp.historical_share)
             real = self.normalize(expert)
@@ -134,7 +153,7 @@ class AMPTrainer(TRLPPOTrainer):
             }
             for key, value in step.items():
                 sums[key] = sums[key] + value if key in sums else value
-        values = torch.stack(list(sums.values())) / amp.updates_per_iteration
+        values = torch.stack(list(sums.values())) / steps
         return dict(zip(sums, values.tolist()))
 
     # ---------------------------------------------------------------- checkpoints
