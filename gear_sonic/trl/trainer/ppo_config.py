@@ -18,6 +18,8 @@ class PPOConfig:
     num_learning_epochs: int = 5
     num_mini_batches: int = 4  # split over envs: each mini-batch = all steps of some envs
     num_learning_iterations: int = 100_000
+    # Recurrent policies: truncated BPTT length of a mini-batch sequence (0 = the whole rollout).
+    sequence_length: int = 0
     # Returns.
     gamma: float = 0.99
     lam: float = 0.95
@@ -74,6 +76,13 @@ class PPOConfig:
         for name in ("num_steps_per_env", "num_learning_epochs", "num_mini_batches"):
             need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         need(self.num_learning_iterations >= 0, "num_learning_iterations must be >= 0")
+        need(self.sequence_length >= 0, f"sequence_length must be >= 0, got {self.sequence_length}")
+        need(
+            self.sequence_length <= self.num_steps_per_env,
+            f"sequence_length ({self.sequence_length}) is longer than num_steps_per_env "
+            f"({self.num_steps_per_env}): a rollout cannot hold a whole sequence; use at most "
+            f"{self.num_steps_per_env} (0 = the whole rollout)",
+        )
         need(0.0 < self.gamma <= 1.0, f"gamma must be in (0, 1], got {self.gamma}")
         need(0.0 <= self.lam <= 1.0, f"lam must be in [0, 1], got {self.lam}")
         for name in ("clip_param", "value_clip_param", "desired_kl", "max_grad_norm"):

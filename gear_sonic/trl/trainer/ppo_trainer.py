@@ -23,7 +23,9 @@ from rich.console import Console
 from torch import nn
 
 from gear_sonic.checkpoint import check_state_matches
+from gear_sonic.trl.modules.recurrent_modules import is_recurrent
 from gear_sonic.trl.trainer.ppo_config import PPOConfig, check_batch_layout
+from gear_sonic.trl.trainer.recurrent_storage import recurrent_storage_for
 from gear_sonic.trl.trainer.rollout_storage import MiniBatch, RolloutStorage, iter_obs_tensors
 
 CALLBACK_HOOKS = ("on_train_start", "on_iteration_end", "on_train_end")
@@ -52,8 +54,12 @@ class PolicyAndValue(nn.Module):
         self.actor = actor
         self.critic = critic
 
-    def forward(self, obs: Mapping, actions: torch.Tensor):
-        """-> log_prob (B,), entropy (B,), mean (B, A), aux (TokenOutput or None), values (B,)."""
+    def forward(self, obs: Mapping, actions: torch.Tensor, sequence=None):
+        """-> log_prob (B,), entropy (B,), mean (B, A), aux (TokenOutput or None), values (B,).
+        Recurrent modules read padded sequences from `sequence` (a SequenceBatch) instead."""
+        if sequence is not None:
+            log_prob, entropy, mean, _, aux = self.actor.evaluate(obs, actions, sequence=sequence)
+            return log_prob, entropy, mean, aux, self.critic(obs, sequence=sequence).squeeze(-1)
         log_prob, entropy, mean, _, aux = self.actor.evaluate(obs, actions)
         return log_prob, entropy, mean, aux, self.critic(obs).squeeze(-1)
 
@@ -69,6 +75,7 @@ class TRLPPOTrainer:
         callbacks: Iterable = (),
         experiment_dir: str | Path | None = None,
         logger: logging.Logger | None = None,
+        world_model=None,
     ):
         check_batch_layout(env.num_envs, cfg.num_mini_batches)
         self.env = env
@@ -88,10 +95,21 @@ class TRLPPOTrainer:
             model, actor_opt, critic_opt
         )
         self.policy: PolicyAndValue = accelerator.unwrap_model(self.model)
-        self.storage = RolloutStorage(
-            cfg.num_steps_per_env, env.num_envs, env.observation_shapes, env.num_actions,
-            self.device,
-        )
+        self.recurrent = is_recurrent(actor)
+        if self.recurrent:  # hidden states stored with the rollout, sequence mini-batches
+            self.storage = recurrent_storage_for(actor, critic, cfg, env, self.device)
+        else:
+            self.storage = RolloutStorage(
+                cfg.num_steps_per_env, env.num_envs, env.observation_shapes, env.num_actions,
+                self.device,
+            )
+        # An auxiliary learner trained on every rollout (gear_sonic/trl/world_model), or None.
+        self.world_model = None
+        if world_model is not None:
+            self.world_model = world_model(
+                obs_shapes=env.observation_shapes, num_actions=env.num_actions, actor=actor,
+                accelerator=accelerator,
+            )
         self.iteration = 0  # completed iterations
         self.total_env_steps = 0  # over all processes
         self.skipped_updates = 0  # optimizer steps skipped for non-finite gradients
@@ -156,22 +174,37 @@ class TRLPPOTrainer:
         log_counts: dict[str, int] = {}
         obs = env.get_observations()
         for _ in range(cfg.num_steps_per_env):
+            if self.recurrent:
+                self._store_recurrent_states()
             actions, log_probs = self.actor.act(obs)
             values = self.critic(obs).squeeze(-1)
             next_obs, rewards, dones, extras = env.step(actions)
             rewards, dones = rewards.reshape(-1), dones.reshape(-1).bool()
+            if self.recurrent:  # a new episode starts from a zero state
+                self.actor.backbone.reset(dones)
+                self.critic.reset(dones)
             storage.add(
                 obs, actions, log_probs, values, rewards, dones, extras.get("time_outs"), cfg.gamma
             )
             self._track_episodes(rewards, dones, episode_sums)
             self._accumulate_log(extras.get("log"), log_sums, log_counts)
             obs = next_obs
-        last_values = self.critic(obs).squeeze(-1)
+        if self.recurrent:  # a look ahead, not a step: the state must not advance
+            last_values = self.critic(obs, advance=False).squeeze(-1)
+        else:
+            last_values = self.critic(obs).squeeze(-1)
         env_log = {}
         if log_sums:
             means = torch.stack([log_sums[k] / log_counts[k] for k in log_sums]).tolist()
             env_log = dict(zip(log_sums, means))
         return last_values, episode_sums, env_log
+
+    def _store_recurrent_states(self) -> None:
+        num_envs = self.env.num_envs
+        self.storage.add_states(
+            self.actor.backbone.current_state(num_envs, self.device),
+            self.critic.current_state(num_envs, self.device),
+        )
 
     def _track_episodes(self, rewards: torch.Tensor, dones: torch.Tensor, sums: torch.Tensor):
         # Non-finite rewards are reported (and the update skipped) elsewhere; keep stats readable.
@@ -232,7 +265,12 @@ class TRLPPOTrainer:
         num_batches = cfg.num_learning_epochs * cfg.num_mini_batches
         batches = self.storage.mini_batch_generator(cfg.num_mini_batches, cfg.num_learning_epochs)
         for i, batch in enumerate(batches):
-            log_prob, entropy, action_mean, aux, values = self.model(batch.obs, batch.actions)
+            if self.recurrent:
+                log_prob, entropy, action_mean, aux, values = self.model(
+                    batch.obs, batch.actions, sequence=batch.sequence
+                )
+            else:
+                log_prob, entropy, action_mean, aux, values = self.model(batch.obs, batch.actions)
             log_ratio = log_prob - batch.old_log_probs
             ratio = log_ratio.exp()
             adv = batch.advantages
@@ -319,6 +357,8 @@ class TRLPPOTrainer:
             if cfg.update_critic_normalizer:
                 # After the update, so one iteration's values all share one normalisation.
                 self.critic.update_normalizer(self.storage.obs, self._reduce_sum())
+            if self.world_model is not None:
+                metrics.update(self.world_model.learn(self.storage))
         learn_s = time.perf_counter() - start - collect_s
 
         self.iteration += 1
@@ -406,6 +446,7 @@ class TRLPPOTrainer:
             "total_env_steps": self.total_env_steps,
             "env": self.env.state_dict() if hasattr(self.env, "state_dict") else {},
             "config": dataclasses.asdict(self.cfg),
+            **({"world_model": self.world_model.state_dict()} if self.world_model is not None else {}),
         }
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -422,6 +463,13 @@ class TRLPPOTrainer:
         self.total_env_steps = int(state["total_env_steps"])
         if state.get("env") and hasattr(self.env, "load_state_dict"):
             self.env.load_state_dict(state["env"])
+        if self.world_model is not None:
+            if "world_model" not in state:
+                raise KeyError(
+                    "checkpoint has no world_model state but this run has a world_model section: "
+                    "resume without it or start a new run"
+                )
+            self.world_model.load_state_dict(state["world_model"])
 
 
 def _trainable(module: nn.Module) -> list[nn.Parameter]:
