@@ -102,6 +102,10 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     )
     from gear_sonic.trl.trainer.ppo_config import check_batch_layout
 
+    if "sb3" in cfg:  # a Stable-Baselines3 learner (+exp=sb3/<task>_<algo>)
+        from gear_sonic.sb3.train import run_sb3_training
+
+        return run_sb3_training(cfg, hydra_files)
     ppo = ppo_config(cfg)  # fail on a bad algo key before anything slow starts
     check_batch_layout(int(cfg.num_envs), ppo.num_mini_batches)
     cfg.experiment_dir = str(cfg.experiment_dir)  # resolve ${now:...} once
@@ -126,9 +130,13 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     cfg.experiment_dir = exp_dir_or_error[0]
     exp_dir = storage.location(cfg.experiment_dir)
 
-    env = create_manager_env(
-        cfg, device=env_device(accelerator), seed=int(cfg.seed) + accelerator.process_index
-    )
+    seed = int(cfg.seed) + accelerator.process_index
+    if "gym" in cfg:  # any gymnasium env for our trainer (+exp=gym/ppo gym.env_id=<id>)
+        from gear_sonic.gym_interop.torch_env import make_gymnasium_torch_env
+
+        env = make_gymnasium_torch_env(cfg, device=env_device(accelerator), seed=seed)
+    else:
+        env = create_manager_env(cfg, device=env_device(accelerator), seed=seed)
     actor, critic = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
     if checkpoint:
         load_weights(actor, critic, checkpoint)
