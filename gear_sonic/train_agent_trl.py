@@ -140,7 +140,11 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
     actor, critic = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
     if checkpoint:
         load_weights(actor, critic, checkpoint)
-    extra = {key: instantiate(cfg[key]) for key in ("aux_losses", "bc_loss", "amp") if key in cfg}
+    extra = {
+        key: instantiate(cfg[key])
+        for key in ("aux_losses", "bc_loss", "distillation", "amp")
+        if key in cfg
+    }
     # The class is resolved, not instantiated by Hydra, which would turn the dataclass into a DictConfig.
     trainer_cls = get_class(cfg.trainer._target_)
     trainer = trainer_cls(

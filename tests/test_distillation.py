@@ -1,0 +1,146 @@
+"""Teacher-student distillation (DistillationTrainer, go2_velocity_student presets): the student's
+inputs hold no privileged term, a wrong teacher checkpoint fails naming the mismatch, the DAgger
+loss falls on a fixed teacher, a 2-iteration run writes its files and resumes."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from gear_sonic.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gear_sonic.envs import create_manager_env
+from gear_sonic.train_agent_trl import run_training
+from gear_sonic.trl.trainer.distillation_config import check_teacher_state, distillation_settings
+from tests.conftest import compose_config
+
+STUDENT_CPU = "+exp=manager/locomotion/go2_velocity_student_cpu"
+TINY_STUDENT = (
+    "num_envs=4",
+    "algo.config.num_mini_batches=2",
+    "algo.config.num_steps_per_env=8",
+    "algo.config.num_learning_epochs=1",
+    "callbacks.model_save.save_interval=1",
+    "callbacks.model_save.last_interval=1",
+)
+TEACHER_OBS = {"actor_obs": (53,), "critic_obs": (53,)}
+
+
+def _teacher_actor(cfg, obs_shapes=TEACHER_OBS):
+    return instantiate(
+        cfg.distillation.teacher.actor,
+        backbone={"obs_shapes": obs_shapes, "num_actions": 12},
+        num_actions=12,
+    )
+
+
+@pytest.fixture(scope="module")
+def teacher_checkpoint(tmp_path_factory):
+    """A fixed (random, but with actions of a useful size) teacher for the Go2 env."""
+    cfg = compose_config(STUDENT_CPU)
+    torch.manual_seed(0)
+    teacher = _teacher_actor(cfg)
+    with torch.no_grad():
+        teacher.backbone.mlp[-1].weight.mul_(20.0)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
+    save_checkpoint({"actor": teacher.state_dict(), "iteration": 7}, path)
+    return path
+
+
+def test_student_reads_no_privileged_term(tmp_path):
+    cfg = compose_config(STUDENT_CPU)
+    student_terms = set(cfg.manager_env.observations.student_obs.terms)
+    assert student_terms.isdisjoint({"base_lin_vel", "foot_friction", "base_mass"})
+    assert list(cfg.actor_critic.actor.backbone.input_groups) == ["student_obs"]
+    assert list(cfg.distillation.teacher.actor.backbone.input_groups) == ["actor_obs"]
+    fake = tmp_path / "t.pt"
+    fake.write_bytes(b"")
+    node = OmegaConf.to_container(cfg.distillation, resolve=False)
+    node.pop("_target_"), node.pop("_recursive_")
+    node.update(teacher_checkpoint=str(fake), teacher=cfg.distillation.teacher)
+    node.update(observations=cfg.manager_env.observations)
+    node["student_input_groups"] = ["student_obs"]
+    assert distillation_settings(**node).student_group == "student_obs"
+    # A privileged term under another name is caught by its function.
+    obs = OmegaConf.to_container(cfg.manager_env.observations, resolve=True)
+    obs["student_obs"]["terms"]["lin_vel"] = {"func": "base_lin_vel"}
+    with pytest.raises(ValueError, match=r"student_obs\.terms\.lin_vel is privileged"):
+        distillation_settings(**{**node, "observations": obs})
+    # Reading the teacher's group is refused too.
+    with pytest.raises(ValueError, match=r"not \['actor_obs'\]"):
+        distillation_settings(**{**node, "student_input_groups": ["student_obs", "actor_obs"]})
+
+
+def test_teacher_of_another_task_or_architecture_is_named(tmp_path):
+    cfg = compose_config(STUDENT_CPU)
+    teacher = _teacher_actor(cfg)
+    smaller = _teacher_actor(cfg, {"actor_obs": (45,), "critic_obs": (45,)})
+    path = tmp_path / "run" / "last.pt"
+    path.parent.mkdir()
+    with pytest.raises(CheckpointError, match=r"backbone\.mlp\.0\.weight.*\(512, 45\).*\(512, 53\)"):
+        check_teacher_state(smaller.state_dict(), teacher, TEACHER_OBS, path)
+    # With the teacher run's config.yaml beside it, the observation terms are compared.
+    trained = OmegaConf.create(
+        {"manager_env": {"observations": {"actor_obs": {"terms": {"base_ang_vel": {}, "x": {}}}}}}
+    )
+    OmegaConf.save(trained, path.parent / "config.yaml")
+    ours = {"actor_obs": ["base_ang_vel", "joint_pos"]}
+    with pytest.raises(CheckpointError, match=r"'actor_obs'.*missing \['x'\], extra \['joint_pos'\]"):
+        check_teacher_state(teacher.state_dict(), teacher, TEACHER_OBS, path, ours)
+    OmegaConf.save(OmegaConf.create({"manager_env": {"observations": {"policy": {}}}}),
+                   path.parent / "config.yaml")
+    with pytest.raises(CheckpointError, match="no observation group 'actor_obs'"):
+        check_teacher_state(teacher.state_dict(), teacher, TEACHER_OBS, path)
+
+
+def test_dagger_loss_falls_on_a_fixed_teacher(teacher_checkpoint):
+    from accelerate import Accelerator
+
+    from gear_sonic.trl.builders import build_policy_and_value, ppo_config
+    from gear_sonic.trl.trainer.distillation_trainer import DistillationTrainer
+
+    cfg = compose_config(
+        STUDENT_CPU, *TINY_STUDENT, f"+teacher_checkpoint={teacher_checkpoint}",
+        "algo.config.num_learning_epochs=8", "algo.config.num_steps_per_env=12",
+    )
+    env = create_manager_env(cfg, device="cpu")
+    try:
+        actor, critic = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
+        trainer = DistillationTrainer(
+            env, actor, critic, ppo_config(cfg), Accelerator(cpu=True),
+            distillation=instantiate(cfg.distillation),
+        )
+        assert env.observation_shapes["student_obs"] == (5 * 45,)
+        mse = [trainer.run_iteration()["distill/action_mse"] for _ in range(3)]
+    finally:
+        env.close()
+    assert mse[-1] < 0.5 * mse[0], mse
+
+
+def test_two_student_iterations_write_their_files_and_resume(tmp_path, teacher_checkpoint):
+    overrides = (
+        STUDENT_CPU, *TINY_STUDENT, f"+teacher_checkpoint={teacher_checkpoint}",
+        "manager_env.config.episode_length_s=0.1", f"experiment_dir={tmp_path / 'exp'}",
+    )
+    exp_dir = run_training(compose_config(*overrides, "algo.config.num_learning_iterations=2"))
+    for name in ("config.yaml", "last.pt", "model_step_000002.pt", "metrics.csv"):
+        assert (exp_dir / name).is_file(), name
+    state = load_checkpoint(exp_dir / "last.pt")
+    assert state["iteration"] == 2
+    assert state["distillation"]["teacher_checkpoint"] == str(teacher_checkpoint)
+    assert state["actor"]["backbone.mlp.0.weight"].shape == (512, 225)  # student_obs only
+    exp_dir = run_training(
+        compose_config(*overrides[:-1], f"experiment_dir={exp_dir}", "+resume=True",
+                       "algo.config.num_learning_iterations=3")
+    )
+    with (exp_dir / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    for key in ("distill/action_mse", "Episode_Reward/track_lin_vel_xy_exp",
+                "Episode_Reward/track_ang_vel_z_exp", "distill/teacher_forcing"):
+        assert rows[-1][key] != "", key
+    assert float(rows[0]["distill/teacher_forcing"]) == 0.5
+    assert load_checkpoint(exp_dir / "last.pt")["iteration"] == 3
