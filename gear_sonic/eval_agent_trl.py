@@ -13,6 +13,8 @@ to `<experiment dir>/eval/step_<iteration>/`, others beside it (`.../enc-teleop/
     ++use_encoder=teleop    force one encoder path (g1 | teleop | smpl)
     ++metrics_file=PATH     render the worst ++num_render_videos clips of that file
                             into <output_dir>/videos (640x480: ++render_width, ++render_height)
+    ++eval_commands=[[vx,vy,wz],...]  locomotion runs: the command sweep (default: 8 commands,
+                            gear_sonic/eval/locomotion.py); ++eval_duration_s=S per command
     +export_onnx_only=true  write the ONNX policy instead of evaluating, and a deploy/
                             folder that gear_sonic/deploy/run_policy.py runs as is
     ++overwrite=true        replace an existing metrics_eval.json
@@ -133,6 +135,10 @@ def run_eval(cfg: DictConfig) -> Path:
         raise FileNotFoundError(f"+checkpoint={checkpoint}: no such file")
     train_cfg = load_train_config(cfg, checkpoint)
     state = load_actor_checkpoint(checkpoint)  # the only load of this checkpoint
+    from gear_sonic.eval.locomotion import is_locomotion
+
+    if is_locomotion(train_cfg):
+        return run_locomotion(cfg, train_cfg, checkpoint, state)
     if cfg.get("export_onnx_only") or cfg.get("metrics_file"):
         return run_extra(cfg, train_cfg, checkpoint, state)
     iteration = int(state.get("iteration", 0))
@@ -152,6 +158,30 @@ def run_eval(cfg: DictConfig) -> Path:
     result["evaluation"] = {"name": name, "label": label}
     atomic_write_text(json.dumps(_json_safe(result), indent=2), path)
     print_table(result)
+    print(f"wrote {path}")
+    return path
+
+
+def run_locomotion(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: dict) -> Path:
+    """A velocity-tracking run: a fixed sweep of commands (gear_sonic/eval/locomotion.py)."""
+    from gear_sonic.eval import locomotion
+    from gear_sonic.eval.outputs import evaluation_label
+    from gear_sonic.utils.atomic_io import atomic_write_text
+
+    if cfg.get("export_onnx_only"):
+        return locomotion.export_policy(cfg, train_cfg, checkpoint, state)
+    if cfg.get("metrics_file"):
+        return locomotion.render_worst(cfg, train_cfg, checkpoint, state)
+    iteration = int(state.get("iteration", 0))
+    out_dir, name = output_dir_for(cfg, checkpoint, iteration)
+    path = out_dir / METRICS_FILE
+    label = evaluation_label(iteration, name)
+    if path.exists() and not cfg.get("overwrite", False):
+        raise ResultExistsError(f"{path} already holds an evaluation ({label}); "
+                                "++overwrite=true replaces it")
+    result = locomotion.run_locomotion_eval(cfg, train_cfg, checkpoint, state, out_dir, label)
+    atomic_write_text(json.dumps(_json_safe(result), indent=2), path)
+    locomotion.print_table(result)
     print(f"wrote {path}")
     return path
 
