@@ -12,6 +12,8 @@ default evaluation; other evaluations made by hand go in sub-folders, gear_sonic
 `done.json` is written atomically only after both succeeded, `failed.json` keeps the attempt
 count and the last error. Which steps are finished is read only from those markers, so a
 restarted monitor neither repeats nor skips a step.
+With `run_robustness=true` each step also runs scripts/robustness.py (off by default: it costs
+more than the evaluation) into `step_XXXXXX/robustness-env/`; its score joins the step's summary.
 After each evaluation the HTML report is rewritten and `eval/*` metrics are logged (keyed by
 `eval_step`) into the training run's wandb run, backfilling steps that were not logged yet.
 """
@@ -43,7 +45,7 @@ CKPT_RE = re.compile(r"^model_step_(\d+)\.pt$")
 KILL_GRACE_S = 5.0
 # Printed per finished step (metrics_eval.json and report.html hold the rest).
 SUMMARY_KEYS = ("success_rate", "progress_rate", "mpjpe_g_all", "mpjpe_l_all", "mpjpe_pa_all",
-                "vel_dist_all", "accel_dist_all")
+                "vel_dist_all", "accel_dist_all", "robustness/score")
 
 
 class EvalFailure(RuntimeError):
@@ -221,6 +223,12 @@ class CheckpointEvaluator:
             raise EvalFailure(f"no usable {metrics_file}: {err}") from None
         if int(self.cfg.num_render_videos) > 0:
             self.run_command(self._format(self.cfg.render_command, **values), log_path)
+        if self.cfg.get("run_robustness", False):
+            # scripts/robustness.py beside the default evaluation: step_XXXXXX/robustness-env/
+            robust_dir = out / "robustness-env"
+            self.run_command(self._format(self.cfg.robustness_command, **values,
+                                          robustness_dir=str(robust_dir)), log_path)
+            aggregate = {**aggregate, **_robustness_summary(robust_dir / "metrics_eval.json")}
         return aggregate
 
     def evaluate(self, step: int, ckpt: Path) -> bool:
@@ -356,6 +364,14 @@ class CheckpointEvaluator:
                 write_report(self.exp_dir)
         finally:
             self.close()
+
+
+def _robustness_summary(path: Path) -> dict:
+    """robustness/score of a finished benchmark (logged with the step's eval/* metrics)."""
+    try:
+        return {"robustness/score": float(json.loads(path.read_text())["robustness/score"])}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise EvalFailure(f"no usable {path}: {err}") from None
 
 
 @hydra.main(config_path="../config", config_name="eval_exp", version_base="1.3")

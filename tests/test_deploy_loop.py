@@ -303,3 +303,39 @@ def test_bad_input_motion_joints_do_not_match(env_and_bundle, tmp_path):
     np.savez(clip, **data)
     _assert_bad_input(_run_cli(env_and_bundle[1], "--motion", clip), "other_robot.npz",
                       "joints do not match")
+
+
+# ---------------------------------------------------------------- robustness benchmark, 2 levels
+ROBUST_SPEC = {"perturbations": {"push": [0.0, 3.0]}, "trials": 1, "max_steps": 60, "seed": 1}
+
+
+class ZeroPolicy:
+    """Zero actions: the PD controller holds the reference (the actions are reference-relative)."""
+
+    def __init__(self, env):
+        self.shape = (env.num_envs, env.num_actions)
+
+    def act_inference(self, obs):
+        return torch.zeros(self.shape)
+
+
+def test_robustness_env_and_deploy_backends_agree_and_write_keys(env_and_bundle, tmp_path):
+    """Two push levels on the training env and on the deploy loop, the same tiny policy: the
+    same falls; keys in metrics_eval.json; a harder push never raises the zero policy's survival."""
+    from gear_sonic.eval import robustness
+
+    env, bundle = env_and_bundle
+    spec = robustness.parse_spec(ROBUST_SPEC)
+    on_env = robustness.run_env(env, env.actor, spec)
+    on_deploy = robustness.run_deploy(bundle, [STAND], spec)
+    for a, b in zip(on_env, on_deploy):
+        assert a.completion == b.completion
+        assert abs(a.survival - b.survival) <= FRAMES_TOLERANCE / spec.max_steps
+    path = robustness.write_result(tmp_path / "metrics_eval.json", on_deploy, {"backend": "deploy"})
+    written = json.loads(path.read_text())
+    assert 0.0 <= written["robustness/score"] <= 1.0
+    assert {"robustness/push/0/completion", "robustness/push/3/survival"} <= set(written)
+
+    nominal, pushed = robustness.run_env(env, ZeroPolicy(env), spec)
+    print(f"zero policy survival: push 0 {nominal.survival:.3f}, push 3 {pushed.survival:.3f}")
+    assert pushed.survival <= nominal.survival

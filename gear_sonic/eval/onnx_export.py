@@ -251,8 +251,10 @@ def metadata_from_env(env) -> dict:
     joint_names = list(robot.joint_names)
     if joint_names != meta["joint_names"]:
         raise ValueError(f"env joints {joint_names} differ from the G1 joint order")
-    scale = torch.as_tensor(term.scale, dtype=torch.float).expand(1, len(joint_names))
-    meta["action_scale"] = [float(v) for v in scale.reshape(-1, scale.shape[-1])[0]]
+    # term.scale is per joint, or per env and joint (N, J): every env has the same scale.
+    scale = torch.as_tensor(term.scale, dtype=torch.float).reshape(-1)
+    scale = scale.expand(len(joint_names)) if scale.numel() == 1 else scale[-len(joint_names):]
+    meta["action_scale"] = [float(v) for v in scale]
     meta["default_joint_pos"] = [float(v) for v in robot.data.default_joint_pos[0]]
     meta["action_term"] = type(term).__name__
     meta["reference_relative_actions"] = "Reference" in type(term).__name__

@@ -6,8 +6,9 @@ others beside it (`step_XXXXXX/<name>/metrics_eval.json`, see gear_sonic/eval/ou
 writes `<exp_dir>/eval/report.html`: metric curves of the default evaluations over checkpoints
 (inline base64 PNG, matplotlib Agg), a summary row per evaluation under its own label, the worst
 clips of the latest evaluation that has videos (relative paths, so the `eval/` folder can be
-copied as a whole) and its per-clip table. The file is replaced atomically, so a browser never
-sees half a report.
+copied as a whole) and its per-clip table, and a table per robustness result
+(`robustness-<backend>/`, scripts/robustness.py). The file is replaced atomically, so a browser
+never sees half a report.
 """
 
 from __future__ import annotations
@@ -189,6 +190,33 @@ def _summary_table(evaluations: list[dict]) -> str:
     return f'<table><tr><th class="key">evaluation</th>{head}</tr>{"".join(rows)}</table>'
 
 
+def _robustness_section(evaluations: list[dict]) -> list[str]:
+    """One table per robustness result (scripts/robustness.py): completion and survival per
+    perturbation level, with the summary score in the heading."""
+    from gear_sonic.eval.robustness import robustness_rows
+
+    parts = []
+    for item in evaluations:
+        metrics = item["metrics"]
+        if _num(metrics.get("robustness/score")) is None:
+            continue
+        backend = html.escape(str(metrics.get("backend", "")))
+        parts.append(f"<h2>Robustness: {html.escape(item['label'])} &middot; score "
+                     f"{_fmt(metrics['robustness/score'])} ({backend} backend)</h2>")
+        rows = "".join(
+            f'<tr><td class="key">{html.escape(r["kind"])}</td><td>{html.escape(r["level"])}</td>'
+            f'<td>{_fmt(r.get("completion", ""))}</td><td>{_fmt(r.get("survival", ""))}</td></tr>'
+            for r in robustness_rows(metrics))
+        parts.append('<table><tr><th class="key">perturbation</th><th>level</th>'
+                     f"<th>completion</th><th>survival</th></tr>{rows}</table>")
+    if parts:
+        parts.append('<p class="sub">completion: trials played to the end without a fall; '
+                     "survival: mean fraction of a trial played before the fall. Units: push "
+                     "m/s, friction scale, mass kg added, delay control steps, obs_noise "
+                     "fraction of each input's RMS.</p>")
+    return parts
+
+
 def clip_columns(clips: list[dict]) -> list[str]:
     """clip, success, progress, mpjpe g / l / pa, vel, accel, then the groups, then the rest."""
     present = []
@@ -263,8 +291,12 @@ def render_html(exp_dir: str | Path) -> str:
                          f'src="data:image/png;base64,{png}">')
         parts.append("<h2>Evaluations</h2>")
         parts.append(_summary_table(evaluations))
-        latest = max(done or evaluations, key=lambda e: (e["step"], e["name"]))
-        parts += _worst_clips_section(latest, eval_root)
+        parts += _robustness_section(evaluations)
+        # Robustness results have no clips: the clip sections show a tracking evaluation.
+        with_clips = done or [e for e in evaluations if e["metrics"].get("clips")]
+        if with_clips:
+            latest = max(with_clips, key=lambda e: (e["step"], e["name"]))
+            parts += _worst_clips_section(latest, eval_root)
     if failed:
         parts.append("<h2>Failed checkpoints</h2><table><tr><th>step</th><th>attempts</th>"
                      "<th class=\"key\">error</th></tr>")
