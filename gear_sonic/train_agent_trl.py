@@ -142,7 +142,7 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
         load_weights(actor, critic, checkpoint)
     extra = {
         key: instantiate(cfg[key])
-        for key in ("aux_losses", "bc_loss", "distillation", "amp")
+        for key in ("aux_losses", "bc_loss", "distillation", "amp", "world_model")
         if key in cfg
     }
     # The class is resolved, not instantiated by Hydra, which would turn the dataclass into a DictConfig.
