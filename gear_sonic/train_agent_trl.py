@@ -107,7 +107,9 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
 
         return run_sb3_training(cfg, hydra_files)
     ppo = ppo_config(cfg)  # fail on a bad algo key before anything slow starts
-    check_batch_layout(int(cfg.num_envs), ppo.num_mini_batches)
+    auto_envs = str(cfg.num_envs).lower() == "auto"  # measured once the device is known
+    if not auto_envs:
+        check_batch_layout(int(cfg.num_envs), ppo.num_mini_batches)
     cfg.experiment_dir = str(cfg.experiment_dir)  # resolve ${now:...} once
     resume = resume_mode(cfg)
     checkpoint = cfg.get("checkpoint")
@@ -115,6 +117,11 @@ def run_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> 
         raise FileNotFoundError(f"+checkpoint={checkpoint}: no such file")
 
     accelerator = make_accelerator(cfg.device, float(cfg.dist_timeout_s))
+    if auto_envs:
+        from gear_sonic.utils.auto_num_envs import resolve_auto_num_envs
+
+        resolve_auto_num_envs(cfg, env_device(accelerator), ppo.num_steps_per_env)
+        check_batch_layout(int(cfg.num_envs), ppo.num_mini_batches)
     if accelerator.num_processes > 1:
         exit_cleanly_on_sigterm(accelerator.process_index)
     # Rank 0 claims the dir (it may add a suffix); every rank then uses rank 0's path.
