@@ -120,12 +120,12 @@ def amp_trainer():
     actor, critic = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
     settings = instantiate(cfg.amp)  # as the train entry does
     trainer = AMPTrainer(env, actor, critic, ppo_config(cfg), Accelerator(cpu=True), settings)
-    yield trainer, cfg
+    yield trainer
     env.close()
 
 
 def test_env_and_clip_features_agree_on_a_kinematically_replayed_clip(amp_trainer):
-    trainer, _ = amp_trainer
+    trainer = amp_trainer
     spec = trainer.amp.features
     mj_env = trainer.env.env
     robot = mj_env.scene["robot"]
@@ -136,8 +136,9 @@ def test_env_and_clip_features_agree_on_a_kinematically_replayed_clip(amp_traine
     want = frame_features(clip_state, spec)
     for frame in (40, 97):  # double stance early on and mid-stride
         i = torch.tensor([frame, frame])
-        root = torch.cat([clip_state.root_pos[i] + mj_env.scene.env_origins, clip_state.root_quat[i],
-                          clip_state.root_lin_vel_w[i], clip_state.root_ang_vel_w[i]], dim=-1)  # fmt: skip
+        s = clip_state
+        pos = s.root_pos[i] + mj_env.scene.env_origins
+        root = torch.cat([pos, s.root_quat[i], s.root_lin_vel_w[i], s.root_ang_vel_w[i]], dim=-1)
         robot.write_joint_state_to_sim(clip_state.joint_pos[i], clip_state.joint_vel[i])
         robot.write_root_state_to_sim(root)
         mj_env.sim.forward()
@@ -150,7 +151,7 @@ def test_env_and_clip_features_agree_on_a_kinematically_replayed_clip(amp_traine
 
 
 def test_style_rewards_come_from_the_discriminator_of_the_rollout(amp_trainer):
-    trainer, _ = amp_trainer
+    trainer = amp_trainer
     before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
     trainer.collect_rollout()
     features = trainer.amp_env.features[: trainer.amp_env.count].clone()
@@ -167,7 +168,7 @@ def test_style_rewards_come_from_the_discriminator_of_the_rollout(amp_trainer):
 
 
 def test_resume_restores_discriminator_optimiser_normalisation_and_buffer(amp_trainer):
-    trainer, cfg = amp_trainer
+    trainer = amp_trainer
     trainer.run_iteration()
     state = copy.deepcopy(trainer.state_dict())  # as saved to disk: no live references
     saved = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
@@ -184,7 +185,8 @@ def test_resume_restores_discriminator_optimiser_normalisation_and_buffer(amp_tr
         assert torch.equal(value, saved[key]), key
     assert torch.equal(trainer.disc_optimizer.state_dict()["state"][0]["step"], saved_step)
     assert torch.equal(trainer.norm_mean, saved_mean)
-    assert torch.equal(trainer.replay.data, saved_buffer) and len(trainer.replay) == len(state["amp"]["replay"]["data"])
+    assert torch.equal(trainer.replay.data, saved_buffer)
+    assert len(trainer.replay) == len(state["amp"]["replay"]["data"])
     # A run configured with other features refuses the checkpoint, naming both lists.
     state["amp"]["features"] = {"terms": ["joint_pos"], "window": 1}
     with pytest.raises(CheckpointError, match=r"checkpoint has terms \['joint_pos'\].*config"):

@@ -36,7 +36,10 @@ class AMPSettings:
             if not ok:
                 raise ValueError(f"amp.{message}")
 
-        need(self.reward_type in ("clip", "amp"), f"reward_type={self.reward_type!r}: use clip or amp")
+        need(
+            self.reward_type in ("clip", "amp"),
+            f"reward_type={self.reward_type!r}: use clip or amp",
+        )
         need(0.0 <= self.historical_share <= 1.0, "historical_share must be in [0, 1]")
         need(0.0 < self.action_filter_alpha <= 1.0, "action_filter_alpha must be in (0, 1]")
         for name in ("updates_per_iteration", "batch_size", "replay_capacity"):
@@ -55,13 +58,16 @@ def settings_from_mapping(values: Mapping) -> AMPSettings:
     known = {f.name for f in dataclasses.fields(AMPSettings)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown amp keys {[f'amp.{k}' for k in unknown]}; valid: {sorted(known)}")
+        raise ValueError(
+            f"unknown amp keys {[f'amp.{k}' for k in unknown]}; valid: {sorted(known)}"
+        )
     feature_values = dict(values.pop("features", None) or {})
     feature_known = {f.name for f in dataclasses.fields(AMPFeatureSpec)}
     bad = sorted(set(feature_values) - feature_known)
     if bad:
         raise ValueError(
-            f"unknown amp.features keys {[f'amp.features.{k}' for k in bad]}; valid: {sorted(feature_known)}"
+            f"unknown amp.features keys {[f'amp.features.{k}' for k in bad]}; "
+            f"valid: {sorted(feature_known)}"
         )
     for key in ("terms", "foot_bodies"):
         if key in feature_values:

@@ -25,8 +25,9 @@ class AMPEnvRecorder:
         self.alpha = float(alpha)
         frame = self.current_frame()
         self.history = frame.unsqueeze(1).repeat(1, spec.window, 1)  # (N, k, F), oldest first
-        self.features = torch.zeros(num_steps, env.num_envs, spec.window * frame.shape[-1],
-                                    device=frame.device)
+        self.features = torch.zeros(
+            num_steps, env.num_envs, spec.window * frame.shape[-1], device=frame.device
+        )
         self.count = 0  # steps recorded since the last `take`
         self._last_action: torch.Tensor | None = None
 

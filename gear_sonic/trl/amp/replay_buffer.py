@@ -33,7 +33,7 @@ class PolicyReplayBuffer:
     ) -> tuple[torch.Tensor, int]:
         """n policy samples: round(n * share) from the buffer (none while it is empty), the rest
         from `current` (this iteration's rollout). -> (samples, how many came from the buffer)."""
-        n_old = int(round(n * historical_share)) if self.size > 0 else 0
+        n_old = round(n * historical_share) if self.size > 0 else 0
         new_index = torch.randint(current.shape[0], (n - n_old,), device=current.device)
         parts = [current[new_index]]
         if n_old:
@@ -41,11 +41,18 @@ class PolicyReplayBuffer:
         return torch.cat(parts, dim=0), n_old
 
     def state_dict(self) -> dict:
-        return {"data": self.data[: self.size].clone(), "next": self.next, "size": self.size,
-                "capacity": self.capacity}
+        return {
+            "data": self.data[: self.size].clone(),
+            "next": self.next,
+            "size": self.size,
+            "capacity": self.capacity,
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        if int(state["capacity"]) != self.capacity or state["data"].shape[1:] != self.data.shape[1:]:
+        if (
+            int(state["capacity"]) != self.capacity
+            or state["data"].shape[1:] != self.data.shape[1:]
+        ):
             raise ValueError(
                 f"AMP replay buffer in the checkpoint holds {tuple(state['data'].shape)} with "
                 f"capacity {state['capacity']}; the config asks for capacity {self.capacity} and "

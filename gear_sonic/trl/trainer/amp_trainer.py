@@ -44,21 +44,26 @@ class AMPTrainer(TRLPPOTrainer):
         expert: torch.Tensor | None = None,
     ):
         if amp is None:
-            raise ValueError("AMPTrainer needs an `amp:` config section (compose +exp=manager/amp/...)")
+            raise ValueError(
+                "AMPTrainer needs an `amp:` config section (compose +exp=manager/amp/...)"
+            )
         self.amp = amp if isinstance(amp, AMPSettings) else settings_from_mapping(amp)
         spec = self.amp.features
         recorder = AMPEnvRecorder(
             env, spec, cfg.num_steps_per_env, self.amp.contact_sensor, self.amp.action_filter_alpha
         )
-        super().__init__(recorder, actor, critic, cfg, accelerator, callbacks, experiment_dir, logger)
+        super().__init__(
+            recorder, actor, critic, cfg, accelerator, callbacks, experiment_dir, logger
+        )
         self.amp_env = recorder
         if expert is None:  # tests may hand in expert windows directly
             joints = list(env.env.scene["robot"].joint_names)
             expert, keys = expert_features(
                 self.amp.motion_file, self.amp.clips, spec, joints, 1.0 / env.step_dt
             )
-            self.logger.info("AMP expert: %d windows from %d clips (%s)", len(expert), len(keys),
-                             ", ".join(keys))
+            self.logger.info(
+                "AMP expert: %d windows from %d clips (%s)", len(expert), len(keys), ", ".join(keys)
+            )
         if expert.shape[-1] != recorder.feature_dim:
             raise ValueError(
                 f"AMP expert windows have {expert.shape[-1]} features, the env's have "
@@ -73,7 +78,9 @@ class AMPTrainer(TRLPPOTrainer):
         self.disc_optimizer = torch.optim.Adam(
             self.discriminator.parameters(), lr=self.amp.learning_rate
         )
-        self.replay = PolicyReplayBuffer(self.amp.replay_capacity, recorder.feature_dim, self.device)
+        self.replay = PolicyReplayBuffer(
+            self.amp.replay_capacity, recorder.feature_dim, self.device
+        )
 
     # ---------------------------------------------------------------- style reward
     def normalize(self, features: torch.Tensor) -> torch.Tensor:
@@ -116,18 +123,25 @@ class AMPTrainer(TRLPPOTrainer):
         metrics = self.update_discriminator(policy, self.amp.warmup_updates)
         self.replay.insert(policy)
         self.storage.clear()
-        self.logger.info("AMP discriminator warm-up: %d updates, accuracy %.2f",
-                         self.amp.warmup_updates, metrics["amp/disc_acc"])
+        self.logger.info(
+            "AMP discriminator warm-up: %d updates, accuracy %.2f",
+            self.amp.warmup_updates,
+            metrics["amp/disc_acc"],
+        )
         return metrics
 
     # ---------------------------------------------------------------- discriminator update
-    def update_discriminator(self, policy: torch.Tensor, steps: int | None = None) -> dict[str, float]:
+    def update_discriminator(
+        self, policy: torch.Tensor, steps: int | None = None
+    ) -> dict[str, float]:
         amp, disc = self.amp, self.discriminator
         steps = amp.updates_per_iteration if steps is None else int(steps)
         disc.train()
         sums: dict[str, torch.Tensor] = {}
         for _ in range(steps):
-            expert = self.expert[torch.randint(len(self.expert), (amp.batch_size,), device=self.device)]
+            expert = self.expert[
+                torch.randint(len(self.expert), (amp.batch_size,), device=self.device)
+            ]
             fake, _ = self.replay.mixed_batch(policy, amp.batch_size, amp.historical_share)
             real = self.normalize(expert)
             fake = self.normalize(fake)
@@ -145,7 +159,8 @@ class AMPTrainer(TRLPPOTrainer):
             step = {
                 "amp/disc_loss": loss.detach(),
                 "amp/r1": t["r1"].detach(),
-                "amp/disc_acc": 0.5 * ((d_real > 0.5).float().mean() + (d_fake < 0.5).float().mean()),
+                "amp/disc_acc": 0.5
+                * ((d_real > 0.5).float().mean() + (d_fake < 0.5).float().mean()),
                 "amp/disc_real_mean": d_real.mean(),
                 "amp/disc_real_std": d_real.std(),
                 "amp/disc_fake_mean": d_fake.mean(),
@@ -185,7 +200,9 @@ class AMPTrainer(TRLPPOTrainer):
                 f"{wanted['window']}); resume with the checkpoint's amp.features"
             )
         super().load_state_dict(state)
-        load_module_state(self.discriminator, amp_state["discriminator"], "checkpoint amp.discriminator")
+        load_module_state(
+            self.discriminator, amp_state["discriminator"], "checkpoint amp.discriminator"
+        )
         self.disc_optimizer.load_state_dict(amp_state["optimizer"])
         self.norm_mean = amp_state["norm_mean"].to(self.device)
         self.norm_std = amp_state["norm_std"].to(self.device)

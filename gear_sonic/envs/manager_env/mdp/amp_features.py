@@ -104,7 +104,9 @@ def frame_features(state: FrameState, spec: AMPFeatureSpec) -> torch.Tensor:
             vel_b = quat_apply_inverse(state.root_quat, state.root_lin_vel_w)
             speed = vel_b.norm(dim=-1, keepdim=True)
             moving = speed >= spec.min_speed
-            parts.append(torch.where(moving, vel_b / speed.clamp_min(1e-6), torch.zeros_like(vel_b)))
+            parts.append(
+                torch.where(moving, vel_b / speed.clamp_min(1e-6), torch.zeros_like(vel_b))
+            )
         elif term == "root_ang_vel":
             parts.append(quat_apply_inverse(state.root_quat, state.root_ang_vel_w))
         elif term == "root_height":
@@ -151,7 +153,9 @@ def _require(clip: RawClip, spec: AMPFeatureSpec, joint_names: Sequence[str]) ->
             if getattr(clip, name) is None:
                 raise MotionDataError(
                     f"lacks '{name}', needed by the AMP feature '{term}'",
-                    source=clip.source, clip_key=clip.key, field=name,
+                    source=clip.source,
+                    clip_key=clip.key,
+                    field=name,
                     fix=f"add it to the clip or drop '{term}' from amp.features.terms",
                 )
     needs_bodies = {"root_vel_dir", "root_ang_vel", "foot_contacts"} & set(spec.terms)
@@ -162,7 +166,9 @@ def _require(clip: RawClip, spec: AMPFeatureSpec, joint_names: Sequence[str]) ->
         term = "foot_contacts" if set(missing) & set(spec.foot_bodies) else "root velocities"
         raise MotionDataError(
             f"has no body {missing} in body_names, needed by the AMP feature '{term}'",
-            source=clip.source, clip_key=clip.key, field="body_names",
+            source=clip.source,
+            clip_key=clip.key,
+            field="body_names",
             fix="use clips of this robot with per-body arrays, or change amp.features",
         )
     if clip.joint_names:
@@ -171,7 +177,9 @@ def _require(clip: RawClip, spec: AMPFeatureSpec, joint_names: Sequence[str]) ->
             raise MotionDataError(
                 f"lacks joints {absent[:3]}{'...' if len(absent) > 3 else ''} of the robot, "
                 "needed by the AMP joint features",
-                source=clip.source, clip_key=clip.key, field="joint_names",
+                source=clip.source,
+                clip_key=clip.key,
+                field="joint_names",
             )
 
 
@@ -196,8 +204,12 @@ def clip_frame_state(
         joint_vel=at(joint_vel) if joint_vel is not None else None,
         root_pos=at(clip.root_pos),
         root_quat=torch.as_tensor(slerp_at(clip.root_quat, clip.fps, times), dtype=torch.float32),
-        root_lin_vel_w=at(clip.body_lin_vel_w[:, root]) if clip.body_lin_vel_w is not None else None,
-        root_ang_vel_w=at(clip.body_ang_vel_w[:, root]) if clip.body_ang_vel_w is not None else None,
+        root_lin_vel_w=at(clip.body_lin_vel_w[:, root])
+        if clip.body_lin_vel_w is not None
+        else None,
+        root_ang_vel_w=at(clip.body_ang_vel_w[:, root])
+        if clip.body_ang_vel_w is not None
+        else None,
     )
     if "foot_contacts" in spec.terms:
         feet = [clip.body_names.index(b) for b in spec.foot_bodies]
@@ -216,7 +228,9 @@ def clip_features(
     if state.joint_pos.shape[0] < spec.window:
         raise MotionDataError(
             f"has {state.joint_pos.shape[0]} frames at {fps:g} fps, fewer than the AMP window "
-            f"{spec.window}", source=clip.source, clip_key=clip.key,
+            f"{spec.window}",
+            source=clip.source,
+            clip_key=clip.key,
         )
     return stack_windows(frame_features(state, spec), spec.window)
 
@@ -241,6 +255,8 @@ def expert_features(
     fps: float,
 ) -> tuple[torch.Tensor, list[str]]:
     """All windowed expert samples of the chosen clips (M, k * F) and the clip keys used."""
-    clips = select_clips(read_motion_file(motion_file, len(joint_names)), patterns, str(motion_file))
+    clips = select_clips(
+        read_motion_file(motion_file, len(joint_names)), patterns, str(motion_file)
+    )
     feats = [clip_features(c, spec, joint_names, fps) for c in clips]
     return torch.cat(feats, dim=0), [c.key for c in clips]
