@@ -12,6 +12,8 @@ default evaluation; other evaluations made by hand go in sub-folders, gear_sonic
 `done.json` is written atomically only after both succeeded, `failed.json` keeps the attempt
 count and the last error. Which steps are finished is read only from those markers, so a
 restarted monitor neither repeats nor skips a step.
+`experiment_dir` may be a storage URL (s3://bucket/run, gear_sonic/storage.py): the monitor then
+works in a local mirror, fetching checkpoints not evaluated yet and uploading eval/ after each step.
 With `run_robustness=true` each step also runs scripts/robustness.py (off by default: it costs
 more than the evaluation) into `step_XXXXXX/robustness-env/`; its score joins the step's summary.
 After each evaluation the HTML report is rewritten and `eval/*` metrics are logged (keyed by
@@ -38,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from gear_sonic import storage  # noqa: E402
 from gear_sonic.eval.report import write_report  # noqa: E402
 from gear_sonic.utils.atomic_io import atomic_write_text  # noqa: E402
 
@@ -59,7 +62,15 @@ def _terminate(signum, frame):
 class CheckpointEvaluator:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
-        self.exp_dir = Path(cfg.experiment_dir).expanduser().resolve()
+        # A remote experiment dir (storage URL) is evaluated in a local mirror: checkpoints are
+        # fetched as they appear, eval/ is uploaded after each step (gear_sonic/storage.py).
+        self.mirror = None
+        if storage.is_remote(cfg.experiment_dir):
+            url = storage.location(cfg.experiment_dir)
+            self.mirror = storage.Mirror(url, storage.staging_dir(url, "mirror"))
+            self.exp_dir = self.mirror.local
+        else:
+            self.exp_dir = Path(cfg.experiment_dir).expanduser().resolve()
         self.eval_root = self.exp_dir / "eval"
         self._wandb_run = None
         self._announced = ()  # steps of the last waiting message: a scan loop says it once
@@ -312,7 +323,7 @@ class CheckpointEvaluator:
     # ---------- main loop ----------
     def wait_for_experiment(self) -> None:
         announced = False
-        while not self.exp_dir.is_dir():
+        while not (self.mirror.exists() if self.mirror else self.exp_dir.is_dir()):
             if not announced:
                 print(f"[eval_exp] waiting for experiment directory {self.exp_dir} to appear",
                       flush=True)
@@ -321,6 +332,7 @@ class CheckpointEvaluator:
 
     def scan_once(self) -> int:
         """Evaluate every pending checkpoint in step order; returns how many were attempted."""
+        self.pull()
         pending, waiting = self.scan()
         waiting_steps = tuple(step for step, _, _ in waiting)
         if waiting and waiting_steps != self._announced and not self.cfg.single_pass:
@@ -330,7 +342,22 @@ class CheckpointEvaluator:
             self.evaluate(step, ckpt)
             self.log_wandb()
             write_report(self.exp_dir)
+            if self.mirror:
+                self.mirror.push("eval")
         return len(pending)
+
+    def pull(self) -> None:
+        """Remote experiment dir: fetch meta/config and the checkpoints not evaluated yet."""
+        if self.mirror is None:
+            return
+
+        def wanted(name: str) -> bool:
+            match = CKPT_RE.match(name)
+            return name in ("meta.yaml", "config.yaml") or bool(
+                match and not self.is_finished(int(match.group(1)))
+            )
+
+        self.mirror.pull(wanted, refresh=("meta.yaml",))
 
     def single_pass_summary(self, attempted: int) -> str:
         """What a single pass did, and what it skipped and why."""
@@ -348,7 +375,10 @@ class CheckpointEvaluator:
 
     def run(self) -> None:
         self.wait_for_experiment()
-        print(f"[eval_exp] monitoring {self.exp_dir}", flush=True)
+        print(f"[eval_exp] monitoring {self.mirror.url if self.mirror else self.exp_dir}",
+              flush=True)
+        if self.mirror:
+            self.mirror.pull_tree("eval")  # what an earlier monitor finished
         try:
             self.log_wandb()  # backfill from an earlier session
             while True:
@@ -362,6 +392,8 @@ class CheckpointEvaluator:
                 time.sleep(float(self.cfg.scan_interval))
             if self.eval_root.is_dir():
                 write_report(self.exp_dir)
+                if self.mirror:
+                    self.mirror.push("eval")
         finally:
             self.close()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -258,7 +257,51 @@ class TreeUploader:
         return sent
 
 
-def temp_path(suffix: str = "") -> Path:
-    handle, name = tempfile.mkstemp(suffix=suffix)
-    os.close(handle)
-    return Path(name)
+class Mirror:
+    """A local copy of a remote dir for programs that need local files (the checkpoint monitor):
+    `pull` fetches new files (keeping their remote modification time), `push` uploads a local
+    sub-folder back, each file whole and only when it changed."""
+
+    def __init__(self, url: str, local: Path):
+        self.url = location(url)
+        self.local = Path(local)
+        self._uploaders: dict[str, TreeUploader] = {}
+
+    def exists(self) -> bool:
+        return bool(list_names(self.url))
+
+    def pull(self, wanted=lambda name: True, refresh: tuple[str, ...] = ()) -> list[str]:
+        """Fetch the files directly under the URL that `wanted(name)` accepts and that are not
+        here yet; the names in `refresh` are fetched again every time."""
+        fetched = []
+        for name in list_names(self.url):
+            target = self.local / name
+            if not wanted(name) or (target.exists() and name not in refresh):
+                continue
+            self._fetch(join(self.url, name), target)
+            fetched.append(name)
+        return fetched
+
+    def pull_tree(self, sub: str) -> int:
+        """Fetch everything under `<url>/<sub>` (once, when a monitor starts)."""
+        fs, root = filesystem(join(self.url, sub))
+        count = 0
+        for inner in fs.find(root):
+            rel = inner[len(root):].lstrip("/")
+            self._fetch(join(self.url, sub, rel), self.local / sub / rel)
+            count += 1
+        return count
+
+    def push(self, sub: str) -> int:
+        if not (self.local / sub).is_dir():
+            return 0
+        uploader = self._uploaders.setdefault(
+            sub, TreeUploader(self.local / sub, join(self.url, sub))
+        )
+        return uploader.sync()
+
+    @staticmethod
+    def _fetch(url: str, target: Path) -> None:
+        download_file(url, target)
+        stamp = modified_time(url)
+        os.utime(target, (stamp, stamp))

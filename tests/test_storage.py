@@ -8,6 +8,7 @@ import csv
 import io
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 
@@ -181,3 +182,39 @@ def test_bad_storage_input_fails_with_one_line_and_writes_nothing_locally(
         monkeypatch.undo()
         reset_storage_clients()
     assert list(tmp_path.iterdir()) == []
+
+
+FAKE_METRICS = (
+    "import json, pathlib, sys; out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, "
+    "exist_ok=True); (out / 'metrics_eval.json').write_text(json.dumps(dict(aggregate=dict("
+    "success_rate=1.0, progress_rate=1.0), clips=[])))"
+)
+
+
+def test_checkpoint_monitor_evaluates_a_run_in_s3(s3):
+    from hydra import compose, initialize_config_dir
+
+    from gear_sonic.eval_exp import CheckpointEvaluator
+    from tests.conftest import CONFIG_DIR
+
+    url = f"s3://{BUCKET}/monitored"
+    storage.atomic_write_text("max_train_steps: 2\n", f"{url}/meta.yaml")
+    for step in (1, 2):
+        save_checkpoint({"iteration": step}, f"{url}/model_step_{step:06d}.pt")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "eval_exp",
+            [f"experiment_dir={url}", "single_pass=true", "num_render_videos=0", "timeout_s=60"],
+        )
+    cfg.metrics_command = [sys.executable, "-c", FAKE_METRICS, "{output_dir}"]
+    CheckpointEvaluator(cfg).run()
+    for step in (1, 2):
+        done = storage.read_text(f"{url}/eval/step_{step:06d}/done.json")
+        assert '"success_rate": 1.0' in done
+    assert storage.is_file(f"{url}/eval/report.html")
+    # A second monitor on another machine (an empty mirror) finds both steps done in the bucket.
+    shutil.rmtree(storage.staging_dir(url, "mirror"))
+    again = CheckpointEvaluator(cfg)
+    again.run()
+    assert again.is_done(1) and again.is_done(2)
+    assert not (again.exp_dir / "model_step_000001.pt").exists()  # done: not fetched again
