@@ -233,9 +233,11 @@ def swept_keys(arguments: list[str]) -> set[str]:
 
 @hydra.main(config_path="../config", config_name="base", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    from gear_sonic.cluster import export_submitit_distributed_env
     from gear_sonic.experiment import final_metric
 
     configure_logging()
+    export_submitit_distributed_env()  # a multi-task SLURM job's ranks; no-op otherwise
     try:
         exp_dir = run_training(cfg, apply_sweep_naming(cfg))
         # The job's return value: what a sweeper that optimises (hydra/sweeper=optuna) reads.
