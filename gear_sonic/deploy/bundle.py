@@ -54,7 +54,10 @@ def contract_readme(meta: dict) -> str:
     control_hz = 1.0 / (sim["physics_dt"] * sim["decimation"])
     offset = "the current reference" if meta.get("reference_relative_actions") else \
         "default_joint_pos"
-    run = ("    python gear_sonic/deploy/run_policy.py THIS_FOLDER --motion CLIP.npz "
+    velocity = command.get("kind") == "velocity"
+    run = ("    python gear_sonic/deploy/run_policy.py THIS_FOLDER --command VX,VY,WZ "
+           "[--commands schedule.csv] [--steps N] [--video out.mp4] [--viewer]" if velocity else
+           "    python gear_sonic/deploy/run_policy.py THIS_FOLDER --motion CLIP.npz "
            "[--encoder g1|teleop|smpl] [--steps N] [--video out.mp4] [--viewer]")
     actions = (f"Physics {1.0 / sim['physics_dt']:g} Hz, control {control_hz:g} Hz. Joint target "
                f"= {offset} + action_scale * clip(action, +-{meta.get('action_clip')}), held by "
@@ -63,7 +66,10 @@ def contract_readme(meta: dict) -> str:
     history = ("Each term: clip, then scale, then history (oldest first; at a clip start every "
                "slot holds the first step). A concatenated group joins its terms' histories in "
                "the order below; a dict group feeds each term as its own input.")
-    reference = (f"Anchor body `{command['anchor_body']}`; tracked bodies "
+    reference = (f"Velocity command `{command['command_name']}`: (vx m/s, vy m/s, yaw rate "
+                 f"rad/s) in the base frame, trained on {command['ranges']}. The robot starts at "
+                 "rest in default_root_state / default_joint_pos." if velocity else
+                 f"Anchor body `{command['anchor_body']}`; tracked bodies "
                  f"{command['body_names']}; future frames at offsets "
                  f"{command['future_frame_offsets']} (control steps), SMPL frames at "
                  f"{command['smpl_future_frame_offsets']}; VR points on "
@@ -84,7 +90,8 @@ def contract_readme(meta: dict) -> str:
         lines += [f"| {t['name']} | {t['func']} | {t['shape']} | {t['history_length']} "
                   f"| {t['clip']} | {t['scale']} |" for t in spec["terms"]]
         lines.append("")
-    lines += ["## Reference (motion clip)", "", reference, "",
+    lines += ["## Command (velocity)" if velocity else "## Reference (motion clip)", "",
+              reference, "",
               "## Joints (order of actions and joint terms)", "",
               "| joint | default | kp | kd | action scale |", "|---|---|---|---|---|"]
     for i, name in enumerate(meta["joint_names"]):

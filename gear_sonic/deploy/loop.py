@@ -1,9 +1,12 @@
-"""The deploy loop: metadata + ONNX policy + MuJoCo + motion clip, stepped at the control rate.
+"""The deploy loop: metadata + ONNX policy + MuJoCo + command source, stepped at control rate.
 
-Per control step: observations from MjData and the reference at the current frame -> ONNX ->
-clipped action -> joint targets held for `decimation` physics steps -> next frame. The clip
-starts with the robot on its first frame (like evaluation) and stops at its last frame, at
---steps, or when the robot falls (evaluation's termination thresholds, config tracking/eval).
+Per control step: observations from MjData and the command (the reference at the current frame
+of a motion clip, or a velocity command) -> ONNX -> clipped action -> joint targets held for
+`decimation` physics steps -> next step. A tracking policy starts on the clip's first frame
+(like evaluation) and stops at its last frame, at --steps, or when the robot falls
+(evaluation's termination thresholds, config tracking/eval). A velocity-command policy
+(metadata command kind "velocity") starts at rest in its default pose and runs --steps; it falls
+when its base tilts past the export's bad_orientation limit.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from gear_sonic.deploy.commands import CommandSchedule
 from gear_sonic.deploy.contract import check_session_inputs, load_contract
 from gear_sonic.deploy.errors import DeployInputError
 from gear_sonic.deploy.motion import load_motion
 from gear_sonic.deploy.observations import ObsContext, ObservationBuilder
 from gear_sonic.deploy.sim import MujocoRobot, load_model
-from gear_sonic.utils.np_quat import quat_conjugate, quat_log, quat_mul
+from gear_sonic.utils.np_quat import quat_apply_inverse, quat_conjugate, quat_log, quat_mul
 
 # Evaluation's terminations (config/manager_env/terminations/tracking/eval.yaml).
 ANCHOR_HEIGHT_ERROR_M = 0.25
@@ -29,6 +33,10 @@ ANCHOR_ORI_ERROR_RAD2 = 1.0
 END_EFFECTOR_HEIGHT_ERROR_M = 0.25
 END_EFFECTORS = ("left_ankle_roll_link", "right_ankle_roll_link",
                  "left_wrist_yaw_link", "right_wrist_yaw_link")
+# A velocity-command policy: mjlab's bad_orientation default when the export names none.
+DEFAULT_TILT_LIMIT_RAD = 1.2217
+VELOCITY_STEPS = 500  # 10 s at 50 Hz when --steps is not given
+POLICY_STEM = "policy"  # a plain actor's model (gear_sonic/eval/onnx_export.py)
 
 
 @dataclass
@@ -38,11 +46,13 @@ class RunResult:
     frames: int  # frames in the clip
     frames_reached: int
     fell: bool
-    mpjpe_g_mm: float
+    mpjpe_g_mm: float  # NaN for a velocity-command policy
     sim_time_s: float
     wall_time_s: float
     policy_latency_ms: np.ndarray = field(repr=False)  # onnxruntime run per step
     step_ms: np.ndarray = field(repr=False)  # observations + policy + physics per step
+    # Velocity policies: mean |planar velocity - command| (m/s) and |yaw rate - command| (rad/s)
+    velocity_error: dict = field(default_factory=dict)
 
     @property
     def progress(self) -> float:
@@ -67,10 +77,14 @@ class RunResult:
 
 
 class DeployLoop:
-    def __init__(self, deploy_dir: str | Path, motion_file: str | Path, encoder: str = "g1",
-                 model_file: str | Path | None = None, threads: int = 1):
+    def __init__(self, deploy_dir: str | Path, motion_file: str | Path | None = None,
+                 encoder: str = "g1", model_file: str | Path | None = None, threads: int = 1,
+                 commands: CommandSchedule | None = None):
         self.contract = load_contract(deploy_dir)
-        entry = self.contract.model_entry(f"policy_{encoder}")
+        self.is_velocity = self.contract.command.get("kind") == "velocity"
+        self._check_command_source(motion_file, commands)
+        stem = POLICY_STEM if self.is_velocity else f"policy_{encoder}"
+        entry = self.contract.model_entry(stem)
         onnx_path = self.contract.directory / entry["file"]
         if not onnx_path.is_file():
             raise DeployInputError(str(onnx_path), "missing", "export the ONNX models again")
@@ -91,35 +105,62 @@ class DeployLoop:
         self.builder = ObservationBuilder(self.contract, [i.name for i in inputs])
         command = self.contract.command
         prefix = self.contract.model_name_prefix
-        self.motion = load_motion(
+        self.commands = commands
+        self.motion = None if self.is_velocity else load_motion(
             motion_file, self.contract.joint_names, command["body_names"],
             fps=1.0 / self.contract.control_dt, model=self.robot.model,
             model_body_names=[prefix + n for n in command["body_names"]],
         )
+        terminations = {t.get("func"): t.get("params", {})
+                        for t in self.contract.raw.get("terminations", {}).values()}
+        self.tilt_limit = float(terminations.get("bad_orientation", {}).get(
+            "limit_angle", DEFAULT_TILT_LIMIT_RAD))
+        # mjlab's illegal_contact on the base (go2: base_contact): the root body on the ground.
+        self.base_contact_ends = "illegal_contact" in terminations
         names = self.contract.encoder_names
         self.encoder_index = np.array([float(n == encoder) for n in names], np.float32)
         self.last_action = np.zeros(len(self.contract.joint_names), np.float32)
         self.frame = 0
 
+    def _check_command_source(self, motion_file, commands) -> None:
+        where = str(self.contract.directory / "metadata.json")
+        if self.is_velocity and commands is None:
+            raise DeployInputError(where, "this policy follows velocity commands",
+                                   "pass --command vx,vy,wz or --commands FILE")
+        if not self.is_velocity and motion_file is None:
+            raise DeployInputError(where, "this policy tracks a motion clip",
+                                   "pass --motion CLIP.npz")
+
     # ---------------------------------------------------------------- pieces, also for tests
     def start(self) -> None:
-        """Robot on the clip's first frame, fresh history and zero last action."""
+        """Robot on the clip's first frame (or at rest in the default pose), fresh history
+        and zero last action."""
         self.frame = 0
         self.last_action[:] = 0.0
         self.builder.reset()
-        self.robot.reset_to(self.motion, 0)
+        if self.motion is None:
+            self.robot.reset_default()
+        else:
+            self.robot.reset_to(self.motion, 0)
+
+    def velocity_command(self) -> np.ndarray | None:
+        if self.commands is None:
+            return None
+        return self.commands.at(self.frame * self.contract.control_dt)
 
     def context(self) -> ObsContext:
         return ObsContext(robot=self.robot.view, motion=self.motion, frame=self.frame,
                           last_action=self.last_action, contract=self.contract,
-                          encoder_index=self.encoder_index)
+                          encoder_index=self.encoder_index,
+                          velocity_command=self.velocity_command())
 
     def observe(self) -> dict[str, np.ndarray]:
         return self.builder.compute(self.context())
 
     def joint_targets(self, action: np.ndarray) -> np.ndarray:
-        origin = (self.motion.joint_pos[self.frame] if self.contract.reference_relative_actions
-                  else self.contract.default_joint_pos)
+        relative = self.contract.reference_relative_actions and self.motion is not None
+        origin = self.motion.joint_pos[self.frame] if relative else \
+            self.contract.default_joint_pos
         return origin + self.contract.action_scale * action
 
     def apply(self, raw_action: np.ndarray) -> None:
@@ -128,12 +169,19 @@ class DeployLoop:
         action = np.clip(raw_action, -clip, clip) if clip is not None else raw_action
         self.robot.step(self.joint_targets(action))
         self.last_action[:] = action
-        self.frame = min(self.frame + 1, self.motion.num_frames - 1)
+        self.frame = self.frame + 1 if self.motion is None else \
+            min(self.frame + 1, self.motion.num_frames - 1)
 
     def fell(self, frame: int | None = None) -> bool:
         """Evaluation's termination test, on what the env's terminations see: body poses one
         physics step old and the reference frame of the step's start (the env advances its
-        command after terminations), so `run` passes that frame."""
+        command after terminations), so `run` passes that frame. A velocity policy falls when
+        its base tilts past the limit or (when the export ends episodes on it) touches the
+        ground."""
+        if self.motion is None:
+            up = quat_apply_inverse(self.robot.stale_body_quat[0], np.array([0.0, 0.0, 1.0]))
+            tilted = bool(np.arccos(np.clip(up[2], -1.0, 1.0)) > self.tilt_limit)
+            return tilted or (self.base_contact_ends and self._base_on_ground())
         motion, a = self.motion, self.robot.view.anchor_index
         f = self.frame if frame is None else frame
         body_pos, body_quat = self.robot.stale_body_pos, self.robot.stale_body_quat
@@ -152,11 +200,16 @@ class DeployLoop:
     def run(self, steps: int | None = None, on_step: Callable[[DeployLoop], None] | None = None,
             stop_on_fall: bool = True) -> RunResult:
         self.start()
-        last_frame = self.motion.num_frames - 1
-        steps = last_frame if steps is None else int(steps)
+        if self.motion is None:
+            last_frame = np.inf
+            steps = VELOCITY_STEPS if steps is None else int(steps)
+        else:
+            last_frame = self.motion.num_frames - 1
+            steps = last_frame if steps is None else int(steps)
         # Scored like evaluation (gear_sonic/eval/evaluate.py): the step that falls is neither
         # reached nor in the tracking error.
-        latencies, step_ms, errors = [], [], [self._body_error()]
+        latencies, step_ms = [], []
+        errors = [] if self.motion is None else [self._tracking_error()]
         fell = False
         done = reached = 0
         begin = time.perf_counter()
@@ -179,18 +232,42 @@ class DeployLoop:
             if not fell:
                 reached += 1
                 if self.frame < last_frame:  # the clip end resets the env before it is scored
-                    errors.append(self._body_error())
+                    errors.append(self._tracking_error())
         wall = time.perf_counter() - begin
+        velocity = self.motion is None
+        errors = np.asarray(errors, np.float64).reshape(len(errors), -1)
         return RunResult(
-            clip=self.motion.name, steps=done, frames=self.motion.num_frames,
-            frames_reached=reached + 1, fell=fell, mpjpe_g_mm=float(np.mean(errors) * 1e3),
+            clip="velocity" if velocity else self.motion.name, steps=done,
+            frames=steps if velocity else self.motion.num_frames,
+            frames_reached=reached + 1, fell=fell,
+            mpjpe_g_mm=float("nan") if velocity else float(np.mean(errors) * 1e3),
             sim_time_s=done * self.contract.control_dt, wall_time_s=wall,
             policy_latency_ms=np.asarray(latencies), step_ms=np.asarray(step_ms),
+            velocity_error=({"lin_vel_error": float(np.mean(errors[:, 0])),
+                             "yaw_rate_error": float(np.mean(errors[:, 1]))}
+                            if velocity and len(errors) else {}),
         )
 
-    def _body_error(self) -> float:
+    def _base_on_ground(self) -> bool:
+        model, data = self.robot.model, self.robot.data
+        root = self.robot.view.root_body
+        for contact in data.contact[:data.ncon]:
+            bodies = model.geom_bodyid[[contact.geom1, contact.geom2]]
+            if root in bodies and (model.body_rootid[bodies] != root).any():
+                return True
+        return False
+
+    def _tracking_error(self):
+        """Tracked-body position error (m), or for a velocity policy (planar velocity error
+        m/s, yaw-rate error rad/s) against the command of the step just played."""
+        view = self.robot.view
+        if self.motion is None:
+            command = self.commands.at(max(self.frame - 1, 0) * self.contract.control_dt)
+            lin = quat_apply_inverse(view.root_quat_w, view.root_lin_vel_w)
+            yaw = quat_apply_inverse(view.root_quat_w, view.root_ang_vel_w)[2]
+            return (float(np.linalg.norm(lin[:2] - command[:2])), abs(float(yaw - command[2])))
         ref = self.motion.body_pos_w[self.frame]
-        return float(np.linalg.norm(ref - self.robot.view.body_pos_w, axis=-1).mean())
+        return float(np.linalg.norm(ref - view.body_pos_w, axis=-1).mean())
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

@@ -49,6 +49,7 @@ class RobotView:
     """Named reads of one robot in MjData (the env's `robot.data` equivalents)."""
 
     def __init__(self, model: mujoco.MjModel, contract: DeployContract):
+        self.model = model
         prefix = contract.model_name_prefix
         joint_ids = [_lookup(model, mujoco.mjtObj.mjOBJ_JOINT, prefix + n, contract)
                      for n in contract.joint_names]
@@ -108,11 +109,12 @@ class ObsContext:
     """What the terms read at one control step."""
 
     robot: RobotView
-    motion: ReferenceMotion
+    motion: ReferenceMotion | None  # None for a velocity-command policy
     frame: int
     last_action: np.ndarray
     contract: DeployContract
     encoder_index: np.ndarray
+    velocity_command: np.ndarray | None = None  # (vx, vy, wz) of a locomotion policy
 
     def ref_at(self, offsets) -> np.ndarray:
         return self.motion.clamp(self.frame + np.asarray(offsets, dtype=np.int64))
@@ -254,6 +256,30 @@ def encoder_index(ctx: ObsContext) -> np.ndarray:
     return ctx.encoder_index
 
 
+# ---------------------------------------------------------------- velocity command, model facts
+def generated_commands(ctx: ObsContext) -> np.ndarray:
+    if ctx.velocity_command is None:
+        raise DeployInputError(str(ctx.contract.directory / "metadata.json"), "the policy reads "
+                               "a velocity command", "pass --command vx,vy,wz or --commands FILE")
+    return ctx.velocity_command
+
+
+def geom_friction(ctx: ObsContext, asset_cfg: dict) -> np.ndarray:
+    """Sliding friction of the named geoms (what the simulator knows; a privileged term)."""
+    ids = _named_ids(ctx, mujoco.mjtObj.mjOBJ_GEOM, asset_cfg["geom_names"])
+    return ctx.robot.model.geom_friction[ids, 0]
+
+
+def body_mass(ctx: ObsContext, asset_cfg: dict) -> np.ndarray:
+    ids = _named_ids(ctx, mujoco.mjtObj.mjOBJ_BODY, asset_cfg["body_names"])
+    return ctx.robot.model.body_mass[ids]
+
+
+def _named_ids(ctx: ObsContext, kind, names: list[str]) -> list[int]:
+    prefix = ctx.contract.model_name_prefix
+    return [_lookup(ctx.robot.model, kind, prefix + n, ctx.contract) for n in names]
+
+
 TERMS: dict[str, Callable[[ObsContext], np.ndarray]] = {
     f.__name__: f for f in (
         projected_gravity, base_ang_vel, base_lin_vel, joint_pos_rel, joint_vel_rel, last_action,
@@ -261,9 +287,12 @@ TERMS: dict[str, Callable[[ObsContext], np.ndarray]] = {
         motion_anchor_pos_b, motion_anchor_ori_b, motion_anchor_ori_b_mf_nonflat,
         robot_body_pos_b, robot_body_ori_b, vr_3point_local_target, vr_3point_local_orn_target,
         smpl_joints_multi_future_local_nonflat, smpl_root_ori_b_multi_future,
-        joint_pos_multi_future_wrist_for_smpl, encoder_index,
+        joint_pos_multi_future_wrist_for_smpl, encoder_index, generated_commands,
+        geom_friction, body_mass,
     )
 }
+# Terms that read their params (entity selections exported as names by onnx_export).
+TERMS_WITH_PARAMS = ("geom_friction", "body_mass")
 
 
 class ObservationBuilder:
@@ -307,7 +336,8 @@ class ObservationBuilder:
 
     def _term(self, term: ObsTerm, ctx: ObsContext) -> np.ndarray:
         # A copy: history keeps this step, and terms may return live views (last action).
-        value = np.array(TERMS[term.func](ctx), dtype=np.float32).reshape(term.shape)
+        params = term.params if term.func in TERMS_WITH_PARAMS else {}
+        value = np.array(TERMS[term.func](ctx, **params), dtype=np.float32).reshape(term.shape)
         if term.clip is not None:
             value = np.clip(value, term.clip[0], term.clip[1])
         if term.scale is not None:
@@ -326,7 +356,8 @@ class ObservationBuilder:
 def _lookup(model, kind, name: str, contract: DeployContract) -> int:
     index = mujoco.mj_name2id(model, kind, name)
     if index < 0:
-        what = "joint" if kind == mujoco.mjtObj.mjOBJ_JOINT else "body"
+        what = {mujoco.mjtObj.mjOBJ_JOINT: "joint", mujoco.mjtObj.mjOBJ_GEOM: "geom"}.get(
+            kind, "body")
         raise DeployInputError(
             str(contract.directory / "metadata.json"),
             f"{what} {name!r} is not in the MuJoCo model (robot {contract.robot!r})",

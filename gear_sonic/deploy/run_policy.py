@@ -1,11 +1,15 @@
-"""Run an exported policy in plain MuJoCo against a motion clip (onnxruntime + mujoco + numpy).
+"""Run an exported policy in plain MuJoCo (onnxruntime + mujoco + numpy).
 
     python gear_sonic/deploy/run_policy.py DEPLOY_DIR --motion CLIP.npz [--steps N]
         [--encoder g1|teleop|smpl] [--model robot.mjb] [--video out.mp4] [--viewer]
+    python gear_sonic/deploy/run_policy.py DEPLOY_DIR --command 0.5,0,0 [--steps N]
+    python gear_sonic/deploy/run_policy.py DEPLOY_DIR --commands schedule.csv [--steps N]
 
-DEPLOY_DIR holds policy_<encoder>.onnx, metadata.json and robot.mjb (see
-gear_sonic/deploy/README.md). Prints the clip's progress and tracking error, then as its last
-line `latency p50 X ms, p99 Y ms, real-time factor Z`. Bad input: one line on stderr, exit 2.
+DEPLOY_DIR holds the ONNX policy, metadata.json and robot.mjb (see gear_sonic/deploy/README.md):
+a tracking policy (policy_<encoder>.onnx) follows a motion clip, a locomotion policy
+(policy.onnx) velocity commands (vx m/s, vy m/s, yaw rate rad/s; a schedule file has rows
+`time_s,vx,vy,wz`). Prints progress and tracking error, then as its last line
+`latency p50 X ms, p99 Y ms, real-time factor Z`. Bad input: one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -31,8 +35,12 @@ VIDEO_SIZE = (480, 640)
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("deploy_dir", type=Path, help="folder with ONNX files + metadata.json")
-    parser.add_argument("--motion", type=Path, required=True, help="motion clip (NPZ)")
-    parser.add_argument("--steps", type=int, default=None, help="control steps (default: clip)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--motion", type=Path, help="motion clip (NPZ): a tracking policy")
+    source.add_argument("--command", help="vx,vy,wz held throughout: a locomotion policy")
+    source.add_argument("--commands", type=Path, help="velocity schedule (time_s,vx,vy,wz rows)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="control steps (default: the clip, or 500 for velocity commands)")
     parser.add_argument("--encoder", default="g1", help="which policy_<encoder>.onnx to run")
     parser.add_argument("--model", type=Path, default=None, help="MuJoCo model (default robot.mjb)")
     parser.add_argument("--video", type=Path, default=None, help="mp4 path (MUJOCO_GL=egl)")
@@ -50,11 +58,15 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     if args.video is not None:
         os.environ.setdefault("MUJOCO_GL", "egl")
+    from gear_sonic.deploy.commands import CommandSchedule
     from gear_sonic.deploy.loop import DeployLoop
 
     try:
+        commands = (CommandSchedule.constant(args.command) if args.command is not None else
+                    CommandSchedule.from_file(args.commands) if args.commands is not None else
+                    None)
         loop = DeployLoop(args.deploy_dir, args.motion, encoder=args.encoder,
-                          model_file=args.model, threads=args.threads)
+                          model_file=args.model, threads=args.threads, commands=commands)
     except DeployInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -73,9 +85,15 @@ def main(argv=None) -> int:
     finally:
         for hook in hooks:
             hook.close()
-    print(f"clip {result.clip}: {result.steps} steps, frames {result.frames_reached}/"
-          f"{result.frames} (progress {result.progress:.3f}), fell {result.fell}, "
-          f"mpjpe_g {result.mpjpe_g_mm:.1f} mm, encoder {loop.encoder}")
+    if loop.is_velocity:
+        errors = result.velocity_error
+        print(f"velocity commands: {result.steps} steps, fell {result.fell}, planar velocity "
+              f"error {errors.get('lin_vel_error', float('nan')):.3f} m/s, yaw rate error "
+              f"{errors.get('yaw_rate_error', float('nan')):.3f} rad/s")
+    else:
+        print(f"clip {result.clip}: {result.steps} steps, frames {result.frames_reached}/"
+              f"{result.frames} (progress {result.progress:.3f}), fell {result.fell}, "
+              f"mpjpe_g {result.mpjpe_g_mm:.1f} mm, encoder {loop.encoder}")
     if args.video is not None:
         print(f"video: {args.video}")
     print(result.step_line())

@@ -102,6 +102,19 @@ class MujocoRobot:
         self.stale_body_pos = self.data.xpos[self.view.body_ids].copy()
         self.stale_body_quat = self.data.xquat[self.view.body_ids].copy()
 
+    def reset_default(self) -> None:
+        """The robot at rest in its default pose (a velocity-command policy's start): root
+        state and joint positions from metadata.json, zero velocities."""
+        mujoco.mj_resetData(self.model, self.data)
+        root = np.asarray(self.contract.raw.get("default_root_state") or
+                          [0.0, 0.0, 0.5, 1.0, 0.0, 0.0, 0.0], np.float64)
+        self.data.qpos[self.root_qpos:self.root_qpos + 7] = root[:7]
+        self.data.qpos[self.view.qpos_adr] = self.contract.default_joint_pos
+        self.data.ctrl[self.actuators] = self.contract.default_joint_pos
+        mujoco.mj_forward(self.model, self.data)
+        self.stale_body_pos = self.data.xpos[self.view.body_ids].copy()
+        self.stale_body_quat = self.data.xquat[self.view.body_ids].copy()
+
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.data.qpos[:] = qpos
         self.data.qvel[:] = qvel

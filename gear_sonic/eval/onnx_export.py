@@ -1,6 +1,8 @@
-"""ONNX export of the universal token policy for deployment.
+"""ONNX export of a trained policy for deployment.
 
-`export_onnx` writes, next to each other:
+Two kinds of actor: the universal token policy (below) and a plain MLP actor (the locomotion
+teachers and students: its observation groups in -> action mean, `policy.onnx`). For the
+universal token policy `export_onnx` writes, next to each other:
 
 * `policy_<encoder>.onnx` per encoder: the encoder's tokenizer terms + the proprioception that
   g1_dyn reads -> encoder -> FSQ -> g1_dyn -> action mean. Inputs are named after the obs terms.
@@ -27,6 +29,7 @@ from gear_sonic.trl.modules.base_module import as_shape
 from gear_sonic.trl.modules.universal_token_modules import UniversalTokenModule
 
 OPSET = 17
+POLICY_STEM = "policy"  # a plain (MLP) actor's one model: policy.onnx
 TOKENS_INPUT = "tokens"
 ACTIONS_OUTPUT = "actions"
 
@@ -133,6 +136,63 @@ def _export(wrapper: nn.Module, shapes: Mapping[str, tuple[int, ...]], path: Pat
     return path
 
 
+class GroupPolicy(nn.Module):
+    """A plain actor backbone: its observation groups (positional, in `input_names` order) ->
+    action mean. Any BaseModule-style backbone with `input_terms` (whole groups) exports."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        if getattr(backbone, "is_recurrent", False):
+            raise TypeError("export_onnx: a recurrent actor carries a hidden state; its export "
+                            "is not part of the deploy bundle yet")
+        self.backbone = backbone
+        self.input_names = list(backbone.input_terms)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.backbone(dict(zip(self.input_names, inputs)))
+
+
+def _export_group_policy(actor: nn.Module, obs_shapes: Mapping, out_dir: Path,
+                         metadata: Mapping | None) -> list[Path]:
+    backbone = getattr(actor, "backbone", actor)
+    if not hasattr(backbone, "input_terms"):
+        raise TypeError(f"export_onnx: the actor's backbone {type(backbone).__name__} names no "
+                        "input groups (input_terms)")
+    shapes = {g: as_shape(v) for g, v in obs_shapes.items() if not isinstance(v, Mapping)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wrapper = GroupPolicy(backbone)
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            path = _export(wrapper.eval(), shapes, out_dir / f"{POLICY_STEM}.onnx")
+            output_dim = int(wrapper(*(torch.zeros(1, *shapes[n]) for n in wrapper.input_names))
+                             .shape[-1])
+    finally:
+        backbone.train(was_training)
+    meta = dict(metadata or {})
+    meta.update(models={POLICY_STEM: {
+        "file": path.name, "inputs": {n: [-1, *shapes[n]] for n in wrapper.input_names},
+        "outputs": {ACTIONS_OUTPUT: [-1, output_dim]}}}, opset=OPSET)
+    meta.setdefault("observation_shapes", _shapes_to_json(obs_shapes))
+    _keep_read_groups(meta)
+    meta_path = out_dir / "metadata.json"
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return [path, meta_path]
+
+
+def _keep_read_groups(meta: dict) -> None:
+    """The observation contract of the groups the exported models read, and no other (the
+    critic's and a teacher's stay in training)."""
+    contract = meta.get("observation_contract")
+    if not contract:
+        return
+    inputs = {n for model in meta["models"].values() for n in model["inputs"]}
+    meta["observation_contract"] = {
+        group: spec for group, spec in contract.items()
+        if group in inputs or any(t["name"] in inputs for t in spec["terms"])}
+
+
 def backbone_of(actor: nn.Module) -> UniversalTokenModule:
     backbone = getattr(actor, "backbone", actor)
     if not isinstance(backbone, UniversalTokenModule):
@@ -150,6 +210,8 @@ def export_onnx(
     obs_shapes: the wrapper's `observation_shapes` (groups -> shape, tokenizer_obs -> terms).
     metadata: robot/env facts (e.g. from `metadata_from_env`); the model facts are added here.
     """
+    if not isinstance(getattr(actor, "backbone", actor), UniversalTokenModule):
+        return _export_group_policy(actor, obs_shapes, Path(out_dir), metadata)
     module = backbone_of(actor)
     _check_quantizer(module)
     out_dir = Path(out_dir)
@@ -185,6 +247,7 @@ def export_onnx(
         opset=OPSET,
     )
     meta.setdefault("observation_shapes", _shapes_to_json(obs_shapes))
+    _keep_read_groups(meta)
     meta_path = out_dir / "metadata.json"
     meta_path.write_text(json.dumps(meta, indent=2))
     paths.append(meta_path)
@@ -242,20 +305,20 @@ def g1_metadata() -> dict:
 def metadata_from_env(env) -> dict:
     """Metadata of a built env (`ManagerEnvWrapper`): joints and gains as the env uses them.
 
-    Joint order, default pose and action scale/offset come from the env's joint_pos action term,
-    kp/kd from mjlab's G1 actuator configuration, observation layout from the wrapper.
+    Joint order, default pose and action scale/offset come from the env's joint_pos action term;
+    kp/kd from mjlab's G1 actuator configuration for the G1, else from the compiled model's
+    position actuators (what the env simulates); observation layout from the wrapper.
     """
-    meta = g1_metadata()
     term = env.env.action_manager.get_term("joint_pos")
     robot = env.env.scene["robot"]
     joint_names = list(robot.joint_names)
-    if joint_names != meta["joint_names"]:
-        raise ValueError(f"env joints {joint_names} differ from the G1 joint order")
+    meta = g1_metadata() if joint_names == g1_joint_names() else _model_metadata(env)
     # term.scale is per joint, or per env and joint (N, J): every env has the same scale.
     scale = torch.as_tensor(term.scale, dtype=torch.float).reshape(-1)
     scale = scale.expand(len(joint_names)) if scale.numel() == 1 else scale[-len(joint_names):]
     meta["action_scale"] = [float(v) for v in scale]
     meta["default_joint_pos"] = [float(v) for v in robot.data.default_joint_pos[0]]
+    meta["default_root_state"] = [float(v) for v in robot.data.default_root_state[0]]
     meta["action_term"] = type(term).__name__
     meta["reference_relative_actions"] = "Reference" in type(term).__name__
     meta["step_dt"] = float(env.step_dt)
@@ -268,22 +331,53 @@ def metadata_from_env(env) -> dict:
     return meta
 
 
-# Groups a deployed policy reads; the critic and teacher groups stay in training.
-DEPLOY_GROUPS = ("actor_obs", "tokenizer_obs")
+def g1_joint_names() -> list[str]:
+    from gear_sonic.envs.manager_env.robots.g1 import G1_JOINT_NAMES
+
+    return list(G1_JOINT_NAMES)
+
+
+def _model_metadata(env) -> dict:
+    """Robot name and PD gains of any robot, read from the env's compiled model."""
+    from gear_sonic.envs.manager_env.robots import ROBOTS
+
+    robot = env.env.scene["robot"]
+    joint_names = list(robot.joint_names)
+    name = next((spec.name for spec in ROBOTS.values()
+                 if list(spec.joint_names) == joint_names), "robot")
+    model = env.env.sim.mj_model
+    by_joint = {int(model.actuator_trnid[a, 0]): a for a in range(model.nu)
+                if model.actuator_trntype[a] == mujoco_joint_transmission()}
+    kp, kd = [], []
+    for joint in joint_names:
+        index = next(j for j in range(model.njnt)
+                     if model.joint(j).name == joint or model.joint(j).name.endswith("/" + joint))
+        if index not in by_joint:
+            raise ValueError(f"joint {joint!r} has no actuator in the env's model")
+        actuator = by_joint[index]
+        kp.append(float(model.actuator_gainprm[actuator, 0]))
+        kd.append(float(-model.actuator_biasprm[actuator, 2]))
+    return {"robot": name, "joint_names": joint_names, "kp": kp, "kd": kd}
+
+
+def mujoco_joint_transmission() -> int:
+    import mujoco
+
+    return int(mujoco.mjtTrn.mjTRN_JOINT)
 
 
 def deploy_contract(env) -> dict:
     """What gear_sonic/deploy needs to rebuild the policy's inputs without the env.
 
-    sim: physics step and decimation. observation_contract: per deployed group, each term's
-    function name, params, per-step shape, history length, clip and scale, in env order.
-    command: the tracking command's bodies, VR points, joint subsets and future-frame offsets.
+    sim: physics step and decimation. observation_contract: per group, each term's function
+    name, params (an entity selection as resolved names), per-step shape, history length, clip
+    and scale, in env order (export_onnx keeps the groups its models read). command: the
+    tracking command's bodies, VR points, joint subsets and future-frame offsets, or a velocity
+    command's name and ranges. terminations: each term's function and plain params.
     """
     manager = env.env.observation_manager
     contract = {}
-    for group in DEPLOY_GROUPS:
-        if group not in env.term_layout:
-            continue
+    for group in env.term_layout:
         terms = []
         for name, dims in env.term_layout[group]:
             cfg = manager.get_term_cfg(group, name)
@@ -296,7 +390,7 @@ def deploy_contract(env) -> dict:
             terms.append({
                 "name": name,
                 "func": getattr(cfg.func, "__name__", type(cfg.func).__name__),
-                "params": {k: v for k, v in (cfg.params or {}).items() if _is_plain(v)},
+                "params": _plain_params(env, cfg.params),
                 "shape": shape,
                 "history_length": history,
                 "clip": list(cfg.clip) if cfg.clip else None,
@@ -324,6 +418,54 @@ def deploy_contract(env) -> dict:
             "smpl_future_frame_offsets": command.smpl_future_offsets.tolist(),
             "encoder_names": list(command.encoder_names),
         }
+    velocity = _velocity_command(env)
+    if velocity is not None:
+        out["command"] = velocity
+    terminations = env.env.termination_manager
+    out["terminations"] = {
+        name: {"func": getattr(cfg.func, "__name__", type(cfg.func).__name__),
+               "params": _plain_params(env, cfg.params)}
+        for name in terminations.active_terms
+        for cfg in [terminations.get_term_cfg(name)]}
+    return out
+
+
+def _velocity_command(env) -> dict | None:
+    """A base-velocity command (mjlab's UniformVelocityCommand): the deploy loop takes it from
+    the command line; the root body stands in for the tracked bodies."""
+    commands = env.env.command_manager
+    for name in getattr(commands, "active_terms", []):
+        term = commands.get_term(name)
+        if hasattr(term, "vel_command_b"):
+            root = env.env.scene["robot"].body_names[0]
+            ranges = term.cfg.ranges
+            return {"kind": "velocity", "command_name": name, "anchor_body": root,
+                    "body_names": [root],
+                    "ranges": {k: list(map(float, getattr(ranges, k))) for k in
+                               ("lin_vel_x", "lin_vel_y", "ang_vel_z")}}
+    return None
+
+
+def _plain_params(env, params) -> dict:
+    """JSON-able params; an entity selection (SceneEntityCfg) becomes its resolved names."""
+    out = {}
+    for key, value in (params or {}).items():
+        if _is_plain(value):
+            out[key] = value
+        elif hasattr(value, "geom_ids") and hasattr(value, "name"):
+            out[key] = _entity_selection(env, value)
+    return out
+
+
+def _entity_selection(env, cfg) -> dict:
+    entity = env.env.scene[cfg.name]
+    out = {"name": cfg.name}
+    for kind in ("joint", "body", "geom"):
+        if getattr(cfg, f"{kind}_names", None) is None:
+            continue
+        names = list(getattr(entity, f"{kind}_names"))
+        ids = getattr(cfg, f"{kind}_ids")
+        out[f"{kind}_names"] = names[ids] if isinstance(ids, slice) else [names[i] for i in ids]
     return out
 
 

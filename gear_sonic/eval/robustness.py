@@ -38,6 +38,9 @@ from gear_sonic.deploy.perturb import KINDS, MODEL_KINDS, NOISELESS_TERMS, trial
 
 NOMINAL = {"push": 0.0, "friction": 1.0, "mass": 0.0, "delay": 0.0, "obs_noise": 0.0}
 BACKENDS = ("env", "deploy")
+# A locomotion (velocity-command) policy's trials: this command, max_steps (or 500) steps.
+DEFAULT_VELOCITY_COMMAND = (0.5, 0.0, 0.0)
+VELOCITY_TRIAL_STEPS = 500
 # Groups a deployed policy reads (the critic's stay in training).
 POLICY_GROUPS = ("actor_obs", "tokenizer_obs")
 
@@ -63,6 +66,7 @@ class RobustnessSpec:
     seed: int
     max_steps: int | None
     mass_body: str | None
+    velocity_command: tuple[float, float, float] = DEFAULT_VELOCITY_COMMAND
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,12 @@ def parse_spec(cfg: Mapping, where: str = "") -> RobustnessSpec:
     trials = _positive_int(cfg.get("trials", 8), f"{where}trials")
     max_steps = cfg.get("max_steps")
     max_steps = None if max_steps is None else _positive_int(max_steps, f"{where}max_steps")
+    command = cfg.get("velocity_command") or DEFAULT_VELOCITY_COMMAND
+    if len(command) != 3 or not all(isinstance(v, (int, float)) for v in command):
+        raise RobustnessConfigError(f"{where}velocity_command: {command!r} is not [vx, vy, wz]")
     return RobustnessSpec(levels=tuple(levels), trials=trials, seed=int(cfg.get("seed", 0)),
-                          max_steps=max_steps, mass_body=cfg.get("mass_body"))
+                          max_steps=max_steps, mass_body=cfg.get("mass_body"),
+                          velocity_command=tuple(float(v) for v in command))
 
 
 def _positive_int(value, key: str) -> int:
@@ -170,12 +178,18 @@ def _log_level(result: LevelResult, log) -> None:
 def run_deploy(deploy_dir: str | Path, motion_files: Sequence[str | Path], spec: RobustnessSpec,
                encoder: str = "g1", log=None) -> list[LevelResult]:
     """Every level on gear_sonic/deploy: `spec.trials` trials, clips taken in turn."""
+    from gear_sonic.deploy.commands import CommandSchedule
+    from gear_sonic.deploy.contract import load_contract
     from gear_sonic.deploy.loop import DeployLoop
     from gear_sonic.deploy.perturb import ModelPerturbation, run_trial
 
-    if not motion_files:
+    if load_contract(deploy_dir).command.get("kind") == "velocity":
+        command = ",".join(map(str, spec.velocity_command))
+        loops = [DeployLoop(deploy_dir, commands=CommandSchedule.constant(command))]
+    elif motion_files:
+        loops = [DeployLoop(deploy_dir, f, encoder=encoder) for f in motion_files]
+    else:
         raise RobustnessConfigError("motion_file: no motion clips to play; give a clip or folder")
-    loops = [DeployLoop(deploy_dir, f, encoder=encoder) for f in motion_files]
     results = []
     for level in spec.levels:
         rng = np.random.default_rng(spec.seed)
@@ -184,9 +198,7 @@ def run_deploy(deploy_dir: str | Path, motion_files: Sequence[str | Path], spec:
             loop = loops[trial % len(loops)]
             body = loop.contract.model_name_prefix + (spec.mass_body or _default_mass_body(loop))
             perturbation = ModelPerturbation(loop.robot.model, loop.robot.data, body)
-            horizon = loop.motion.num_frames - 1
-            if spec.max_steps is not None:
-                horizon = min(horizon, spec.max_steps)
+            horizon = _trial_steps(loop.motion.num_frames - 1 if loop.motion else None, spec)
             outcomes.append(run_trial(loop, level.kind, level.value, rng, horizon, perturbation))
         result = level_result(level, np.array([o.fell for o in outcomes]),
                               np.array([o.steps for o in outcomes]),
@@ -194,6 +206,13 @@ def run_deploy(deploy_dir: str | Path, motion_files: Sequence[str | Path], spec:
         _log_level(result, log)
         results.append(result)
     return results
+
+
+def _trial_steps(clip_steps: int | None, spec: RobustnessSpec) -> int:
+    """A clip's steps (capped at max_steps), or max_steps / 500 for velocity commands."""
+    if clip_steps is None:
+        return spec.max_steps or VELOCITY_TRIAL_STEPS
+    return min(clip_steps, spec.max_steps) if spec.max_steps is not None else clip_steps
 
 
 def _default_mass_body(loop) -> str:
@@ -224,8 +243,7 @@ class _EnvModelPerturbation:
     def __init__(self, env, mass_body: str | None):
         self.sim = env.env.sim
         self.sim.expand_model_fields(("geom_friction", "body_mass"))
-        cmd = env.command()
-        name = mass_body or cmd.cfg.anchor_body_name
+        name = mass_body or _anchor_body(env)
         names = [self.sim.mj_model.body(b).name for b in range(self.sim.mj_model.nbody)]
         hits = [i for i, n in enumerate(names) if n == name or n.endswith("/" + name)]
         if not hits:
@@ -253,22 +271,49 @@ class _EnvModelPerturbation:
         self.sim.recompute_constants(RecomputeLevel.set_const)
 
 
-def _env_level(env, actor, level: Level, spec: RobustnessSpec, perturber, encoder):
+def _anchor_body(env) -> str:
+    """The tracking command's anchor body, or the robot's root body for velocity commands."""
+    if _is_tracking(env):
+        return env.command().cfg.anchor_body_name
+    return env.env.scene["robot"].body_names[0]
+
+
+def _is_tracking(env) -> bool:
+    return "motion" in getattr(env.env.command_manager, "active_terms", [])
+
+
+def _begin_trials(env, spec: RobustnessSpec, encoder):
+    """Every env at its trial's start; -> (first observation, steps per trial)."""
     import torch
 
+    n, device = env.num_envs, env.device
+    if not _is_tracking(env):
+        from gear_sonic.eval.locomotion import hold_commands
+
+        env.reset()
+        commands = torch.tensor([spec.velocity_command] * n, device=device)
+        steps = torch.full((n,), _trial_steps(None, spec), device=device)
+        return hold_commands(env, commands), steps
     from gear_sonic.eval.evaluate import begin_clips
 
-    n, device = env.num_envs, env.device
     cmd = env.command()
     slots = torch.arange(n, device=device) % int(cmd.motion.num_clips)
-    rng = np.random.default_rng(spec.seed)
-    kind, value = level.kind, level.value
-    perturber.apply(kind, value if kind in MODEL_KINDS else 0.0)
     has_encoders = bool(getattr(cmd, "encoder_names", None))
     obs = begin_clips(env, slots, encoder if has_encoders else None)
     horizon = (cmd.clip_num_frames - 1).clamp(min=1)
     if spec.max_steps is not None:
         horizon = horizon.clamp(max=spec.max_steps)
+    return obs, horizon
+
+
+def _env_level(env, actor, level: Level, spec: RobustnessSpec, perturber, encoder):
+    import torch
+
+    n, device = env.num_envs, env.device
+    rng = np.random.default_rng(spec.seed)
+    kind, value = level.kind, level.value
+    perturber.apply(kind, value if kind in MODEL_KINDS else 0.0)
+    obs, horizon = _begin_trials(env, spec, encoder)
     # The same draws, in the same order per trial, as gear_sonic/deploy/perturb.trial_plan.
     plans = [trial_plan(rng, int(h)) for h in horizon.tolist()]
     push_step = torch.tensor([p[0] for p in plans], device=device)
@@ -346,11 +391,13 @@ def run_benchmark(cfg) -> Path:
     if not checkpoint.is_file():
         raise FileNotFoundError(f"+checkpoint={checkpoint}: no such file")
     from gear_sonic.eval.evaluate import load_actor_checkpoint
+    from gear_sonic.eval.locomotion import is_locomotion
     from gear_sonic.eval_agent_trl import load_train_config
 
     train_cfg = load_train_config(cfg, checkpoint)
     state = load_actor_checkpoint(checkpoint)
-    if settings.get("motion_file"):
+    tracking = not is_locomotion(train_cfg)
+    if settings.get("motion_file") and tracking:
         train_cfg.manager_env.commands.motion.motion_file = str(settings["motion_file"])
     out_dir, name = _output_dir(settings, checkpoint, int(state.get("iteration", 0)), backend)
     path = out_dir / METRICS_FILE
@@ -360,7 +407,7 @@ def run_benchmark(cfg) -> Path:
     encoder = settings.get("encoder")
     if backend == "env":
         env, actor = build_env_and_actor(train_cfg, state, str(checkpoint), spec.trials,
-                                         str(settings.get("device", "cpu")))
+                                         str(settings.get("device", "cpu")), spec)
         try:
             results = run_env(env, actor, spec, encoder=encoder, log=print)
         finally:
@@ -368,14 +415,15 @@ def run_benchmark(cfg) -> Path:
     else:
         deploy_dir = settings.get("deploy_dir") or _export_bundle(train_cfg, state, checkpoint,
                                                                   out_dir / "deploy")
-        motion = train_cfg.manager_env.commands.motion.motion_file
-        results = run_deploy(deploy_dir, deploy_clips(motion), spec, encoder=encoder, log=print)
+        clips = deploy_clips(train_cfg.manager_env.commands.motion.motion_file) if tracking \
+            else []
+        results = run_deploy(deploy_dir, clips, spec, encoder=encoder, log=print)
     return write_result(path, results, {
         "iteration": int(state.get("iteration", 0)), "checkpoint": str(checkpoint),
         "backend": backend, "evaluation": {"name": name, "label": _label(state, name)},
         "robustness_config": {k: settings.get(k) for k in (
             "perturbations", "trials", "max_steps", "seed", "mass_body", "encoder",
-            "motion_file")},
+            "motion_file", "velocity_command")},
     })
 
 
@@ -429,14 +477,26 @@ def deploy_clips(motion_file) -> list[Path]:
 
 
 def build_env_and_actor(train_cfg, state: Mapping, where: str, num_envs: int,
-                        device: str = "cpu"):
-    """The evaluation env (exact replay) with no randomisation and no observation corruption:
-    the benchmark's perturbations are the only ones."""
+                        device: str = "cpu", spec: RobustnessSpec | None = None):
+    """The evaluation env (exact replay, or the fixed-command locomotion evaluation) with no
+    randomisation and no observation corruption: the benchmark's perturbations are the only
+    ones."""
+    from omegaconf import OmegaConf
+
     from gear_sonic.checkpoint import load_module_state
     from gear_sonic.envs import create_manager_env
+    from gear_sonic.eval import locomotion
     from gear_sonic.eval.exact_replay import apply_exact_replay
     from gear_sonic.trl.builders import build_policy_and_value
 
+    if locomotion.is_locomotion(train_cfg):
+        cfg = train_cfg.copy()
+        OmegaConf.set_struct(cfg, False)
+        cfg.manager_env.events = {}
+        steps = _trial_steps(None, spec or parse_spec({"perturbations": {"push": [0.0]}}))
+        step_dt = float(cfg.manager_env.config.sim_dt) * int(cfg.manager_env.config.decimation)
+        return locomotion.build_env_and_actor(cfg, dict(state), where, num_envs, device,
+                                              duration_s=steps * step_dt)
     cfg = apply_exact_replay(train_cfg, events="none")
     for group in cfg.manager_env.observations.values():
         group.enable_corruption = False

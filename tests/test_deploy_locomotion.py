@@ -1,0 +1,122 @@
+"""Deploy of a locomotion (MLP) policy: a tiny go2 policy exported to a deploy bundle
+(policy.onnx + metadata.json + robot.mjb), its observation contract against the env, and the
+torch-free loop driven by velocity commands from the command line or a schedule file."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from gear_sonic.envs import create_manager_env
+from gear_sonic.eval.locomotion import hold_commands
+from gear_sonic.trl.builders import build_policy_and_value
+from tests.conftest import REPO_ROOT, compose_config
+
+pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -e .[test]")
+
+GO2_PRESET = "+exp=manager/locomotion/go2_velocity_cpu"
+CLI = REPO_ROOT / "gear_sonic" / "deploy" / "run_policy.py"
+SUMMARY = re.compile(r"^latency p50 (\S+) ms, p99 (\S+) ms, real-time factor (\S+)$")
+CONTRACT_TOLERANCE = 1e-5
+COMMAND = (0.5, 0.0, 0.2)
+
+
+@pytest.fixture(scope="module")
+def go2_bundle(tmp_path_factory):
+    """A 1-env go2 env without randomisation or observation noise and the deploy bundle of a
+    randomly initialised MLP teacher exported from it."""
+    from gear_sonic.deploy.bundle import write_deploy_bundle
+
+    cfg = compose_config(GO2_PRESET, "num_envs=1")
+    cfg.manager_env.events = {}
+    for group in cfg.manager_env.observations.values():
+        group.enable_corruption = False
+    env = create_manager_env(cfg, device="cpu", num_envs=1)
+    torch.manual_seed(0)
+    actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
+    bundle = tmp_path_factory.mktemp("go2_deploy")
+    write_deploy_bundle(actor.eval(), env, bundle)
+    yield env, bundle
+    env.close()
+
+
+def test_bundle_holds_the_policy_and_its_contract(go2_bundle):
+    _, bundle = go2_bundle
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "README.md", "metadata.json", "policy.onnx", "robot.mjb"]
+    meta = json.loads((bundle / "metadata.json").read_text())
+    assert meta["robot"] == "go2" and meta["command"]["kind"] == "velocity"
+    assert list(meta["models"]["policy"]["inputs"]) == ["actor_obs"]
+    assert list(meta["observation_contract"]) == ["actor_obs"]  # the critic stays in training
+    friction = next(t for t in meta["observation_contract"]["actor_obs"]["terms"]
+                    if t["func"] == "geom_friction")
+    assert friction["params"]["asset_cfg"]["geom_names"] == [
+        "FL_foot_collision", "FR_foot_collision", "RL_foot_collision", "RR_foot_collision"]
+    assert "--command VX,VY,WZ" in (bundle / "README.md").read_text()
+
+
+def test_observation_contract_matches_env(go2_bundle):
+    """Same state and command in both: the deploy loop's actor_obs equals the env's within
+    1e-5, step after step, under random actions."""
+    from gear_sonic.deploy.commands import CommandSchedule
+    from gear_sonic.deploy.loop import DeployLoop
+
+    env, bundle = go2_bundle
+    loop = DeployLoop(bundle, commands=CommandSchedule.constant(",".join(map(str, COMMAND))))
+    loop.start()
+    env.reset()
+    obs = hold_commands(env, torch.tensor([COMMAND]))
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for step in range(8):
+        sim = env.env.sim.data
+        loop.robot.set_state(sim.qpos[0].cpu().numpy(), sim.qvel[0].cpu().numpy())
+        deploy = loop.observe()["actor_obs"]
+        worst = max(worst, float(np.abs(deploy - obs["actor_obs"].numpy()).max()))
+        action = 0.3 * torch.randn(1, env.num_actions, generator=generator)
+        obs, _, done, _ = env.step(action)
+        assert not bool(done[0]), f"the env reset at step {step}"
+        loop.last_action[:] = action[0].numpy()
+        loop.frame += 1
+    print(f"go2 actor_obs max abs difference {worst:.1e}")
+    assert worst <= CONTRACT_TOLERANCE
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, "-X", "importtime", str(CLI), *map(str, args)],
+                          check=False, capture_output=True, text=True, timeout=120,
+                          cwd=REPO_ROOT)
+
+
+def test_cli_runs_velocity_commands_torch_free(go2_bundle, tmp_path):
+    _, bundle = go2_bundle
+    schedule = tmp_path / "schedule.csv"
+    schedule.write_text("time_s,vx,vy,wz\n0,0.5,0,0\n0.2,0,0,0.5  # turn\n")
+    for source in (("--command", "0.5,0,0.2"), ("--commands", schedule)):
+        result = _run_cli(bundle, *source, "--steps", 20)
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines = result.stdout.strip().splitlines()
+        assert lines[0].startswith("velocity commands: 20 steps"), lines[0]
+        assert SUMMARY.match(lines[-1]), lines[-1]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert not sorted(m for m in imported if m.split(".")[0] in ("torch", "mjlab", "warp"))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--command", "0.5,0"), "--command: '0.5,0' is not three numbers"),
+    (("--motion", "clip.npz"), "this policy follows velocity commands; pass --command"),
+])
+def test_bad_velocity_input_is_one_line_exit_2(go2_bundle, args, message):
+    _, bundle = go2_bundle
+    result = subprocess.run([sys.executable, str(CLI), str(bundle), *args], check=False,
+                            capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
