@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from gear_sonic.utils.atomic_io import atomic_write_text  # noqa: E402
+from gear_sonic.utils.atomic_io import atomic_write_text
 
 
 def evaluate_run(
@@ -69,8 +69,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         out = evaluate_run(
-            args.experiment_dir, args.checkpoint, args.episodes, args.num_envs,
-            not args.stochastic, args.success, args.seed, args.device,
+            args.experiment_dir,
+            args.checkpoint,
+            args.episodes,
+            args.num_envs,
+            not args.stochastic,
+            args.success,
+            args.seed,
+            args.device,
         )
     except (FileNotFoundError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)

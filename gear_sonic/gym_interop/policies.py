@@ -55,7 +55,9 @@ def load_policy_and_env(
 
         envs = build_vector_env_from_cfg(cfg, num_envs, device, seed, evaluation=True)
         shapes = {
-            group: space.shape if hasattr(space, "shape") else {k: s.shape for k, s in space.items()}
+            group: space.shape
+            if hasattr(space, "shape")
+            else {k: s.shape for k, s in space.items()}
             for group, space in envs.single_observation_space.items()
         }
         num_actions = int(envs.single_action_space.shape[0])

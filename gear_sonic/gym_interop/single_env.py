@@ -6,6 +6,8 @@ caller resets, as gymnasium expects (stepping on would raise mjlab's "must be re
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import gymnasium
 import numpy as np
 import torch
@@ -14,11 +16,13 @@ from gear_sonic.gym_interop.vector_env import ManagerVectorEnv, to_numpy
 
 
 class ManagerSingleEnv(gymnasium.Env):
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict] = {"render_modes": []}
 
     def __init__(self, vector_env: ManagerVectorEnv):
         if vector_env.num_envs != 1:
-            raise ValueError(f"ManagerSingleEnv needs a one-env vector env, got {vector_env.num_envs}")
+            raise ValueError(
+                f"ManagerSingleEnv needs a one-env vector env, got {vector_env.num_envs}"
+            )
         self.vector_env = vector_env
         self.observation_space = vector_env.single_observation_space
         self.action_space = vector_env.single_action_space
@@ -29,7 +33,9 @@ class ManagerSingleEnv(gymnasium.Env):
         return _first(obs), info
 
     def step(self, action):
-        actions = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.vector_env.device)
+        actions = torch.as_tensor(
+            np.asarray(action, dtype=np.float32), device=self.vector_env.device
+        )
         bound = self.vector_env.action_bound
         if bound is not None:
             actions = actions.clamp(-bound, bound)

@@ -39,10 +39,15 @@ class GymnasiumTorchEnv:
             raise ValueError(f"gym.env_id={env_id!r}: {err}") from None
         obs_space = self.envs.single_observation_space
         act_space = self.envs.single_action_space
+        # ValueError (not TypeError): a config choice, reported by the entry point in one line.
         if not isinstance(act_space, spaces.Box):
-            raise ValueError(f"gym.env_id={env_id!r}: needs a Box action space, got {act_space}")
+            raise ValueError(  # noqa: TRY004
+                f"gym.env_id={env_id!r}: needs a Box action space, got {act_space}"
+            )
         if not isinstance(obs_space, spaces.Box):
-            raise ValueError(f"gym.env_id={env_id!r}: needs a Box observation space, got {obs_space}")
+            raise ValueError(  # noqa: TRY004
+                f"gym.env_id={env_id!r}: needs a Box observation space, got {obs_space}"
+            )
         self.env_id = env_id
         self.num_envs = int(num_envs)
         self.device = torch.device(device)

@@ -11,7 +11,7 @@ Tensors cross to numpy once per step (one copy per observation tensor); nothing 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from gear_sonic.gym_interop.spaces import action_space, observation_space
 
 
 class ManagerVectorEnv(VectorEnv):
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
     def __init__(self, env, action_bound: float | None = None):
         """`env`: an mjlab `ManagerBasedRlEnv`; actions are clipped to +-action_bound if given."""
@@ -70,7 +70,7 @@ class ManagerVectorEnv(VectorEnv):
         actions = actions.reshape(self.num_envs, -1)
         if self.action_bound is not None:
             actions = actions.clamp(-self.action_bound, self.action_bound)
-        obs, reward, terminated, truncated, extras = self.env.step(actions)
+        obs, reward, terminated, truncated, _ = self.env.step(actions)
         done = terminated | truncated
         info: dict[str, Any] = {}
         if bool(done.any()):

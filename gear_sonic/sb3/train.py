@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -68,8 +69,12 @@ def build_model(cfg: DictConfig, vec_env):
     hyper = OmegaConf.to_container(sb3.hyperparameters, resolve=True)
     try:
         return cls(
-            str(sb3.policy), vec_env, seed=int(cfg.seed), device=_torch_device(cfg.device),
-            verbose=0, **hyper,
+            str(sb3.policy),
+            vec_env,
+            seed=int(cfg.seed),
+            device=_torch_device(cfg.device),
+            verbose=0,
+            **hyper,
         )
     except TypeError as err:
         raise ValueError(f"sb3.hyperparameters: {err}") from None
@@ -127,7 +132,6 @@ class MetricsCsvWriter(KVWriter):
 
 def run_sb3_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None) -> Path:
     from gear_sonic import storage
-    from gear_sonic.experiment import record_launch
     from gear_sonic.train_agent_trl import prepare_experiment_dir, resume_mode
 
     sb3 = cfg.sb3
@@ -138,17 +142,36 @@ def run_sb3_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None)
     if total < 1 or steps_per_iteration < 1:
         raise ValueError("sb3.iterations and sb3.steps_per_iteration must be >= 1")
     with open_dict(cfg):  # meta.yaml records the planned length under this key for every run
-        cfg.algo = cfg.get("algo") or {}
-        cfg.algo.config = cfg.algo.get("config") or {}
-        cfg.algo.config.num_learning_iterations = total
+        OmegaConf.update(cfg, "algo.config.num_learning_iterations", total, force_add=True)
     cfg.experiment_dir = str(cfg.experiment_dir)
     if not isinstance(storage.location(cfg.experiment_dir), Path):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 (a config value, reported in one line)
             f"experiment_dir={cfg.experiment_dir}: SB3 runs write a local dir; use a local path"
         )
     resume = resume_mode(cfg)
     exp_dir = prepare_experiment_dir(cfg, resume, hydra_files or {})
 
+    on_cpu = _torch_device(cfg.device) == "cpu"
+    with torch_threads(sb3.get("torch_threads") if on_cpu else None):
+        return _train(cfg, exp_dir, resume, total, steps_per_iteration)
+
+
+@contextmanager
+def torch_threads(count: int | None):
+    """torch's intra-op threads set to `count` inside the block (None: unchanged)."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(int(count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(cfg: DictConfig, exp_dir: Path, resume: bool, total: int, steps_per_iteration: int):
+    from gear_sonic.experiment import record_launch
+
+    sb3, algorithm = cfg.sb3, str(cfg.sb3.algorithm)
     vec_env = VecMonitor(SB3VecEnv(build_sb3_env(cfg), sb3.get("obs_group")))
     model = build_model(cfg, vec_env)
     iteration = 0
@@ -211,7 +234,7 @@ class _StdoutFormat(HumanOutputFormat):
         super().__init__(sys.stdout)
 
     def write(self, key_values: dict, key_excluded: dict, step: int = 0) -> None:
-        get = lambda key: float(key_values.get(key, float("nan")))  # noqa: E731
+        get = lambda key: float(key_values.get(key, float("nan")))
         print(
             f"it {int(get('iteration'))} | steps {int(get('total_env_steps'))} | "
             f"{get('env_steps_per_s'):,.0f} steps/s | reward {get('mean_reward'):.3f} | "

@@ -70,7 +70,9 @@ class SB3VecEnv(VecEnv):
 
     # SB3 asks these per env; every env of a batched task is the same object.
     def get_attr(self, attr_name: str, indices=None) -> list:
-        value = getattr(self, attr_name) if attr_name == "render_mode" else getattr(self.env, attr_name)
+        value = (
+            getattr(self, attr_name) if attr_name == "render_mode" else getattr(self.env, attr_name)
+        )
         return [value] * len(self._indices(indices))
 
     def set_attr(self, attr_name: str, value, indices=None) -> None:
