@@ -306,7 +306,8 @@ def test_bad_input_motion_joints_do_not_match(env_and_bundle, tmp_path):
 
 
 # ---------------------------------------------------------------- robustness benchmark, 2 levels
-ROBUST_SPEC = {"perturbations": {"push": [0.0, 3.0]}, "trials": 1, "max_steps": 60, "seed": 1}
+# Seed 9 draws the push at step 16 of 40: time to fall before the trial ends.
+ROBUST_SPEC = {"perturbations": {"push": [0.0, 3.0]}, "trials": 1, "max_steps": 40, "seed": 9}
 
 
 class ZeroPolicy:
@@ -321,7 +322,7 @@ class ZeroPolicy:
 
 def test_robustness_env_and_deploy_backends_agree_and_write_keys(env_and_bundle, tmp_path):
     """Two push levels on the training env and on the deploy loop, the same tiny policy: the
-    same falls; keys in metrics_eval.json; a harder push never raises the zero policy's survival."""
+    same falls; keys in metrics_eval.json; the harder push lowers the zero policy's survival."""
     from gear_sonic.eval import robustness
 
     env, bundle = env_and_bundle
@@ -338,4 +339,4 @@ def test_robustness_env_and_deploy_backends_agree_and_write_keys(env_and_bundle,
 
     nominal, pushed = robustness.run_env(env, ZeroPolicy(env), spec)
     print(f"zero policy survival: push 0 {nominal.survival:.3f}, push 3 {pushed.survival:.3f}")
-    assert pushed.survival <= nominal.survival
+    assert pushed.survival < nominal.survival
