@@ -174,3 +174,21 @@ def test_recurrent_onnx_matches_torch_step_by_step(tmp_path, cell):
         action, state = session.run(None, {"obs": obs.numpy(), "state_in": state})
         torch.testing.assert_close(torch.from_numpy(action), expected, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(torch.from_numpy(state), backbone.state, atol=1e-5, rtol=1e-4)
+
+
+def test_squashed_gaussian_log_prob_is_the_change_of_variables():
+    from gear_sonic.trl.modules.squashed_actor import SquashedGaussianActor
+
+    torch.manual_seed(0)
+    env = CueEnv()
+    backbone = RecurrentBackbone(env.observation_shapes, 1, rnn_type="gru", rnn_hidden=8)
+    actor = SquashedGaussianActor(backbone, 1, bound=2.0, init_std=0.5)
+    obs = env.get_observations()
+    with torch.no_grad():
+        mean = backbone(obs, advance=False)  # before act, which advances the state
+        actions, log_prob = actor.act(obs)
+    assert actions.abs().max() < 2.0
+    u = torch.atanh(actions / 2.0)
+    normal = torch.distributions.Normal(mean, actor.action_std)
+    expected = (normal.log_prob(u) - torch.log(2.0 * (1 - torch.tanh(u) ** 2))).sum(-1)
+    torch.testing.assert_close(log_prob, expected, atol=1e-4, rtol=1e-4)
