@@ -139,6 +139,9 @@ class TRLPPOTrainer:
         so their partial returns do not leak into the next episodes' statistics."""
         self._ep_return.zero_()
         self._ep_length.zero_()
+        if self.recurrent:  # every env starts a new episode: from a zero state
+            self.actor.backbone.reset()
+            self.critic.reset()
 
     def _call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
