@@ -88,35 +88,45 @@ def test_observation_contract_matches_env(go2_bundle):
     assert worst <= CONTRACT_TOLERANCE
 
 
-def _run_cli(*args):
-    return subprocess.run([sys.executable, "-X", "importtime", str(CLI), *map(str, args)],
-                          check=False, capture_output=True, text=True, timeout=120,
-                          cwd=REPO_ROOT)
+def test_cli_runs_velocity_commands_torch_free(go2_bundle, tmp_path, capsys):
+    from gear_sonic.deploy.run_policy import main
 
-
-def test_cli_runs_velocity_commands_torch_free(go2_bundle, tmp_path):
     _, bundle = go2_bundle
+    assert main([str(bundle), "--command", "0.5,0,0.2", "--steps", "20"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("velocity commands: 20 steps"), lines[0]
+    assert SUMMARY.match(lines[-1]), lines[-1]
+    # A schedule file, in a fresh interpreter: nothing heavy is imported.
     schedule = tmp_path / "schedule.csv"
     schedule.write_text("time_s,vx,vy,wz\n0,0.5,0,0\n0.2,0,0,0.5  # turn\n")
-    for source in (("--command", "0.5,0,0.2"), ("--commands", schedule)):
-        result = _run_cli(bundle, *source, "--steps", 20)
-        assert result.returncode == 0, result.stderr[-2000:]
-        lines = result.stdout.strip().splitlines()
-        assert lines[0].startswith("velocity commands: 20 steps"), lines[0]
-        assert SUMMARY.match(lines[-1]), lines[-1]
+    result = subprocess.run([sys.executable, "-X", "importtime", str(CLI), str(bundle),
+                             "--commands", str(schedule), "--steps", "20"], check=False,
+                            capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert SUMMARY.match(result.stdout.strip().splitlines()[-1])
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
     assert not sorted(m for m in imported if m.split(".")[0] in ("torch", "mjlab", "warp"))
 
 
+def test_velocity_schedule_holds_each_row_until_the_next(tmp_path):
+    from gear_sonic.deploy.commands import CommandSchedule
+
+    path = tmp_path / "s.csv"
+    path.write_text("# a turn after a straight\n0,0.5,0,0\n1.0,0,0,0.5\n")
+    schedule = CommandSchedule.from_file(path)
+    assert list(schedule.at(0.98)) == [0.5, 0, 0] and list(schedule.at(1.0)) == [0, 0, 0.5]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--command", "0.5,0"), "--command: '0.5,0' is not three numbers"),
+    (("--commands", "missing.csv"), "missing.csv: no such command schedule"),
     (("--motion", "clip.npz"), "this policy follows velocity commands; pass --command"),
 ])
-def test_bad_velocity_input_is_one_line_exit_2(go2_bundle, args, message):
+def test_bad_velocity_input_is_one_line_exit_2(go2_bundle, args, message, capsys):
+    from gear_sonic.deploy.run_policy import main
+
     _, bundle = go2_bundle
-    result = subprocess.run([sys.executable, str(CLI), str(bundle), *args], check=False,
-                            capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    assert main([str(bundle), *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
