@@ -74,3 +74,40 @@ def test_script_bad_input_is_one_line_exit_2():
     lines = result.stderr.strip().splitlines()
     assert lines == ["error: perturbations.friction: the level list is empty or not a list; give "
                      "levels, e.g. [1, ...], or null to leave the kind out"]
+
+
+FAKE_METRICS = '''
+import json, sys
+from pathlib import Path
+args = dict(a.lstrip("+").split("=", 1) for a in sys.argv[1:])
+out = Path(args["output_dir"])
+out.mkdir(parents=True, exist_ok=True)
+payload = {"aggregate": {"success_rate": 1.0}, "clips": []}
+if "robustness" in out.name:
+    payload = {"robustness/score": 0.625, "robustness/push/1/completion": 0.625}
+(out / "metrics_eval.json").write_text(json.dumps(payload))
+'''
+
+
+def test_checkpoint_monitor_runs_robustness_when_asked(tmp_path):
+    """eval_exp.py with run_robustness=true: the command writes step_X/robustness-env/ and its
+    score joins the step's summary; off by default."""
+    from hydra import compose, initialize_config_dir
+
+    from gear_sonic.eval_exp import CheckpointEvaluator
+
+    fake = tmp_path / "fake_eval.py"
+    fake.write_text(FAKE_METRICS)
+    command = f'["{{python}}","{fake}","+checkpoint={{checkpoint}}","++output_dir={{output_dir}}"]'
+    robust = f'["{{python}}","{fake}","+checkpoint={{checkpoint}}","output_dir={{robustness_dir}}"]'
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "config"), version_base="1.3"):
+        default = compose("eval_exp", overrides=[f"experiment_dir={exp}"])
+        cfg = compose("eval_exp", overrides=[
+            f"experiment_dir={exp}", "num_render_videos=0", "run_robustness=true",
+            f"metrics_command={command}", f"robustness_command={robust}"])
+    assert default.run_robustness is False
+    aggregate = CheckpointEvaluator(cfg).evaluate_once(3, tmp_path / "model_step_000003.pt")
+    assert aggregate == {"success_rate": 1.0, "robustness/score": 0.625}
+    assert (exp / "eval" / "step_000003" / "robustness-env" / "metrics_eval.json").is_file()
