@@ -5,8 +5,12 @@ exp/gym), so a new preset is a new id with no extra work: `manager/locomotion/go
 is `gear_sonic/Go2VelocityCpu-v0` (the file name in CamelCase; parent folders are prepended
 when two presets share a name). mjlab's cartpole tasks are registered too, as small demos.
 
+    import gear_sonic.gym_interop  # registers; or prefix the id: "gear_sonic.gym_interop:<id>"
     env = gymnasium.make("gear_sonic/Go2VelocityCpu-v0", device="cpu")          # one env
     envs = gymnasium.make_vec("gear_sonic/Go2VelocityCpu-v0", num_envs=64)      # batched
+
+Keyword arguments: device, seed, overrides (Hydra overrides of the preset), episode_length_s.
+`make` builds one env (a `gymnasium.Env`, no autoreset); `make_vec` the batched VectorEnv (SAME_STEP).
 """
 
 from __future__ import annotations
