@@ -36,6 +36,16 @@ def _teacher_actor(cfg, obs_shapes=TEACHER_OBS):
     )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks: on a busy 2-core machine a second intra-op thread only fights the
+    simulator's threads for the cores (measured 6x slower updates)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def teacher_checkpoint(tmp_path_factory):
     """A fixed (random, but with actions of a useful size) teacher for the Go2 env."""
@@ -100,7 +110,7 @@ def test_student_run_writes_its_files_resumes_and_its_dagger_loss_falls(
 ):
     overrides = (
         STUDENT_CPU, *TINY_STUDENT, f"+teacher_checkpoint={teacher_checkpoint}",
-        "algo.config.num_learning_epochs=8", "algo.config.num_steps_per_env=12",
+        "algo.config.num_learning_epochs=6", "algo.config.num_steps_per_env=12",
         "manager_env.config.episode_length_s=0.1", f"experiment_dir={tmp_path / 'exp'}",
     )
     exp_dir = run_training(compose_config(*overrides, "algo.config.num_learning_iterations=2"))
@@ -121,7 +131,7 @@ def test_student_run_writes_its_files_resumes_and_its_dagger_loss_falls(
                 "Episode_Reward/track_ang_vel_z_exp", "distill/teacher_forcing"):
         assert rows[-1][key] != "", key
     assert float(rows[0]["distill/teacher_forcing"]) == 0.5
-    # The student (16 updates an iteration) closes in on the fixed teacher, across the resume.
+    # The student (12 updates an iteration) closes in on the fixed teacher, across the resume.
     mse = [float(r["distill/action_mse"]) for r in rows]
     assert mse[2] < 0.5 * mse[0], mse
     assert load_checkpoint(exp_dir / "last.pt")["iteration"] == 3

@@ -24,6 +24,16 @@ def _eval_cfg(*overrides: str):
         return compose("base_eval", overrides=list(overrides))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks: on a busy 2-core machine a second intra-op thread only fights the
+    simulator's threads for the cores (measured 6x slower updates)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def go2_checkpoint(tmp_path_factory):
     """A run dir with config.yaml and an untrained Go2 actor saved as step 4."""
@@ -40,7 +50,8 @@ def go2_checkpoint(tmp_path_factory):
 
 def test_sweep_parsing_and_task_detection():
     assert is_locomotion(compose_config(GO2_CPU))
-    assert not is_locomotion(compose_config("+exp=manager/universal_token/all_modes/sonic_cpu"))
+    tracking = {"manager_env": {"commands": {"motion": {"type": "tracking"}}}}
+    assert not is_locomotion(OmegaConf.create(tracking))
     assert len(parse_commands(None)) == 8
     assert parse_commands([[1, 0, 0]]) == [(1.0, 0.0, 0.0)]
     with pytest.raises(ValueError, match=r"\+\+eval_commands=.*\[v_x, v_y, yaw_rate\]"):
