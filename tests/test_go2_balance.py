@@ -83,3 +83,16 @@ def test_go2_balance_cpu_two_iterations_write_their_files(tmp_path):
         assert math.isfinite(float(rows[-1][key])), key
     state = load_checkpoint(exp_dir / "last.pt")
     assert "world_model" in state and "backbone.core.rnn.weight_ih_l0" in state["actor"]
+
+
+def test_go2_balance_presets_compose_with_an_lstm_and_a_world_model():
+    gpu = compose_config("+exp=manager/locomotion/go2_balance")
+    cpu = compose_config("+exp=manager/locomotion/go2_balance_cpu")
+    for cfg in (gpu, cpu):
+        assert cfg.world_model._target_.endswith("WorldModelLearner")
+        assert cfg.actor_critic.critic._target_.endswith("RecurrentCritic")
+        assert cfg.algo.config.sequence_length <= cfg.algo.config.num_steps_per_env
+        assert "push_curriculum" in cfg.manager_env.curriculum.push.func
+    assert gpu.num_envs == 4096 and gpu.manager_env.config.sim.backend == "warp"
+    assert cpu.num_envs == 64 and cpu.device == "cpu"
+    assert gpu.manager_env.rewards == cpu.manager_env.rewards
