@@ -143,8 +143,9 @@ class GroupPolicy(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         if getattr(backbone, "is_recurrent", False):
-            raise TypeError("export_onnx: a recurrent actor carries a hidden state; its export "
-                            "is not part of the deploy bundle yet")
+            raise TypeError("a recurrent actor carries a hidden state the deploy loop does not "
+                            "feed yet; export it with gear_sonic.eval.onnx_recurrent."
+                            "export_recurrent_policy")
         self.backbone = backbone
         self.input_names = list(backbone.input_terms)
 

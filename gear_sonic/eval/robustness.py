@@ -483,11 +483,9 @@ def build_env_and_actor(train_cfg, state: Mapping, where: str, num_envs: int,
     ones."""
     from omegaconf import OmegaConf
 
-    from gear_sonic.checkpoint import load_module_state
-    from gear_sonic.envs import create_manager_env
     from gear_sonic.eval import locomotion
+    from gear_sonic.eval.evaluate import build_eval_env_and_actor
     from gear_sonic.eval.exact_replay import apply_exact_replay
-    from gear_sonic.trl.builders import build_policy_and_value
 
     if locomotion.is_locomotion(train_cfg):
         cfg = train_cfg.copy()
@@ -497,18 +495,10 @@ def build_env_and_actor(train_cfg, state: Mapping, where: str, num_envs: int,
         step_dt = float(cfg.manager_env.config.sim_dt) * int(cfg.manager_env.config.decimation)
         return locomotion.build_env_and_actor(cfg, dict(state), where, num_envs, device,
                                               duration_s=steps * step_dt)
-    cfg = apply_exact_replay(train_cfg, events="none")
+    cfg = apply_exact_replay(train_cfg, events="none")  # evaluation's own pass keeps it so
     for group in cfg.manager_env.observations.values():
         group.enable_corruption = False
-    cfg.num_envs = int(num_envs)
-    env = create_manager_env(cfg, device=device, num_envs=int(num_envs))
-    try:
-        actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
-        load_module_state(actor, state["actor"], f"{where}: actor")
-    except Exception:
-        env.close()
-        raise
-    return env, actor.to(env.device).eval()
+    return build_eval_env_and_actor(cfg, dict(state), where, num_envs, device)
 
 
 def _export_bundle(train_cfg, state: Mapping, checkpoint: Path, out_dir: Path) -> Path:
