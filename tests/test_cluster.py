@@ -45,11 +45,11 @@ def test_slurm_launcher_and_optuna_sweeper_configs_compose():
 def test_sweep_bookkeeping_stays_local_when_base_dir_is_a_storage_url():
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         remote, local = (
-            compose("base", [*GO2_TINY, f"base_dir={base}"], return_hydra_config=True)
+            compose("base", [f"base_dir={base}"], return_hydra_config=True)
             for base in ("s3://bucket/runs", "file:///tmp/runs")
         )
-    assert remote.hydra.sweep.dir.startswith("logs_rl/TRL_Go2_Velocity/multirun-")
-    assert local.hydra.sweep.dir.startswith("/tmp/runs/TRL_Go2_Velocity/multirun-")
+    assert remote.hydra.sweep.dir.startswith("logs_rl/gear_sonic/multirun-")
+    assert local.hydra.sweep.dir.startswith("/tmp/runs/gear_sonic/multirun-")
 
 
 def test_optuna_sweep_two_trials_over_the_learning_rate(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import multiprocessing
 import os
 import shutil
@@ -119,7 +120,6 @@ def test_training_writes_to_s3_and_resumes_from_it(s3, tmp_path, monkeypatch):
     for name in ("config.yaml", "meta.yaml", "last.pt", "model_step_000001.pt",
                  "model_step_000002.pt", "metrics.csv"):
         assert name in names, (name, names)
-    assert storage.list_names(f"{url}/tensorboard", "events.out.tfevents.*")
     assert load_checkpoint(f"{url}/last.pt")["iteration"] == 2
 
     train(3)  # +resume=auto finds last.pt in the bucket and continues it
@@ -128,6 +128,31 @@ def test_training_writes_to_s3_and_resumes_from_it(s3, tmp_path, monkeypatch):
     assert [launch.start_iteration for launch in meta.launches] == [0, 2]
     assert load_checkpoint(f"{url}/last.pt")["iteration"] == 3
     assert list(tmp_path.iterdir()) == []
+    check_tensorboard_has_every_metric(url, tmp_path / "tensorboard")
+
+
+def check_tensorboard_has_every_metric(url, local):
+    """The event files uploaded by both launches hold every metrics.csv column at every
+    iteration, once (tensorboard's own reader)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    names = storage.list_names(f"{url}/tensorboard", "events.out.tfevents.*")
+    assert len(names) == 2, names  # one per launch
+    for name in names:
+        storage.download_file(f"{url}/tensorboard/{name}", local / name)
+    events = EventAccumulator(str(local), size_guidance={"scalars": 0})
+    events.Reload()
+    rows = read_csv(f"{url}/metrics.csv")
+    columns = [c for c in rows[0] if c != "iteration"]
+    assert len(columns) > 10
+    for column in columns:
+        logged = {e.step: e.value for e in events.Scalars(column)}
+        assert sorted(logged) == [1, 2, 3], column
+        for row in rows:
+            value, written = logged[int(row["iteration"])], float(row[column])
+            assert (math.isnan(value) and math.isnan(written)) or math.isclose(
+                value, written, rel_tol=1e-5, abs_tol=1e-6
+            ), column
 
 
 def upload_then_exit(state, url):
