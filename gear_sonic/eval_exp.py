@@ -70,7 +70,7 @@ class CheckpointEvaluator:
             self.mirror = storage.Mirror(url, storage.staging_dir(url, "mirror"))
             self.exp_dir = self.mirror.local
         else:
-            self.exp_dir = Path(cfg.experiment_dir).expanduser().resolve()
+            self.exp_dir = storage.location(cfg.experiment_dir).expanduser().resolve()
         self.eval_root = self.exp_dir / "eval"
         self._wandb_run = None
         self._announced = ()  # steps of the last waiting message: a scan loop says it once
