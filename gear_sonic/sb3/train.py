@@ -11,7 +11,6 @@ buffer (it is not checkpointed).
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
@@ -29,7 +28,6 @@ from stable_baselines3.common.vec_env import VecMonitor
 from gear_sonic.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gear_sonic.sb3.vec_env import SB3VecEnv
 
-log = logging.getLogger("gear_sonic.sb3")
 ALGORITHMS = {"ppo": PPO, "sac": SAC, "td3": TD3, "a2c": A2C}
 OFF_POLICY = ("sac", "td3")
 
