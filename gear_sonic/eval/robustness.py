@@ -41,7 +41,8 @@ BACKENDS = ("env", "deploy")
 # A locomotion (velocity-command) policy's trials: this command, max_steps (or 500) steps.
 DEFAULT_VELOCITY_COMMAND = (0.5, 0.0, 0.0)
 VELOCITY_TRIAL_STEPS = 500
-# Groups a deployed policy reads (the critic's stay in training).
+# Groups the universal token policy reads (the critic's stay in training); a plain MLP actor
+# names its own (e.g. a distilled student's student_obs).
 POLICY_GROUPS = ("actor_obs", "tokenizer_obs")
 
 
@@ -328,7 +329,7 @@ def _env_level(env, actor, level: Level, spec: RobustnessSpec, perturber, encode
     with torch.no_grad():
         for step in range(int(horizon.max())):
             if kind == "obs_noise" and value > 0:
-                obs = _noisy(obs, env, value, noise)
+                obs = _noisy(obs, env, value, noise, _policy_groups(env, actor))
             pending.append(actor.act_inference(obs))
             actions = pending.pop(0)
             if kind == "push":
@@ -347,7 +348,14 @@ def _env_level(env, actor, level: Level, spec: RobustnessSpec, perturber, encode
     return fell.cpu().numpy(), steps.cpu().numpy(), horizon.cpu().numpy()
 
 
-def _noisy(obs: dict, env, fraction: float, generator) -> dict:
+def _policy_groups(env, actor) -> tuple[str, ...]:
+    names = getattr(getattr(actor, "backbone", actor), "input_terms", None)
+    if names and all(n in env.observation_shapes for n in names):
+        return tuple(names)
+    return POLICY_GROUPS
+
+
+def _noisy(obs: dict, env, fraction: float, generator, groups: Sequence[str]) -> dict:
     """Policy groups with per-term noise: std = fraction x the term's RMS (per env)."""
     import torch
 
@@ -358,7 +366,7 @@ def _noisy(obs: dict, env, fraction: float, generator) -> dict:
         return (flat + fraction * rms * eps).reshape(x.shape)
 
     out = dict(obs)
-    for group in POLICY_GROUPS:
+    for group in groups:
         value = obs.get(group)
         if isinstance(value, Mapping):
             out[group] = {k: v if k in NOISELESS_TERMS else noised(v) for k, v in value.items()}
