@@ -111,3 +111,35 @@ def test_checkpoint_monitor_runs_robustness_when_asked(tmp_path):
     aggregate = CheckpointEvaluator(cfg).evaluate_once(3, tmp_path / "model_step_000003.pt")
     assert aggregate == {"success_rate": 1.0, "robustness/score": 0.625}
     assert (exp / "eval" / "step_000003" / "robustness-env" / "metrics_eval.json").is_file()
+
+
+def test_deploy_perturbations_apply_and_restore():
+    """Friction scale and added mass land in the MuJoCo model and go back to nominal; the
+    noise leaves selector inputs alone and scales with each term's RMS."""
+    import mujoco
+
+    from gear_sonic.deploy.contract import DeployContract, ObsGroup, ObsTerm
+    from gear_sonic.deploy.perturb import ModelPerturbation, add_obs_noise
+
+    model = mujoco.MjModel.from_xml_string(
+        '<mujoco><worldbody><geom type="plane" size="1 1 1"/><body name="torso">'
+        '<freejoint/><geom type="box" size=".1 .1 .1" mass="2"/></body></worldbody></mujoco>')
+    data = mujoco.MjData(model)
+    perturbation = ModelPerturbation(model, data, "torso")
+    perturbation.apply("friction", 0.25)
+    assert np.allclose(model.geom_friction[:, 0], 0.25)
+    perturbation.apply("mass", 3.0)  # replaces the friction level: one kind at a time
+    assert model.body_mass[1] == pytest.approx(5.0) and np.allclose(model.geom_friction[:, 0], 1)
+    perturbation.restore()
+    assert model.body_mass[1] == pytest.approx(2.0)
+
+    term = lambda name, size: ObsTerm(name, name, {}, (size,), 0, None, None)  # noqa: E731
+    group = ObsGroup("actor_obs", True, (term("joint_pos", 3), term("big", 3)))
+    contract = DeployContract(None, "r", [], *[np.zeros(0)] * 4, None, False, 0.005, 4,
+                              {"actor_obs": group}, {}, {}, [])
+    feeds = {"actor_obs": np.array([[0.1, -0.1, 0.1, 100.0, -100.0, 100.0]], np.float32),
+             "encoder_index": np.array([[1.0, 0.0, 0.0]], np.float32)}
+    noisy = add_obs_noise(feeds, contract, 0.1, np.random.default_rng(0))
+    assert np.array_equal(noisy["encoder_index"], feeds["encoder_index"])
+    change = np.abs(noisy["actor_obs"] - feeds["actor_obs"])[0]
+    assert 0 < change[:3].max() < 0.1 and 1.0 < change[3:].max() < 100.0
