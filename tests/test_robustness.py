@@ -72,8 +72,8 @@ def test_script_bad_input_is_one_line_exit_2():
                             check=False, cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
-    assert lines == ["error: perturbations.friction: the level list is empty or not a list; give "
-                     "levels, e.g. [1, ...], or null to leave the kind out"]
+    assert lines == [("error: perturbations.friction: the level list is empty or not a list; "
+                      "give levels, e.g. [1, ...], or null to leave the kind out")]
 
 
 FAKE_METRICS = '''
@@ -133,8 +133,8 @@ def test_deploy_perturbations_apply_and_restore():
     perturbation.restore()
     assert model.body_mass[1] == pytest.approx(2.0)
 
-    term = lambda name, size: ObsTerm(name, name, {}, (size,), 0, None, None)  # noqa: E731
-    group = ObsGroup("actor_obs", True, (term("joint_pos", 3), term("big", 3)))
+    terms = tuple(ObsTerm(name, name, {}, (3,), 0, None, None) for name in ("joint_pos", "big"))
+    group = ObsGroup("actor_obs", True, terms)
     contract = DeployContract(None, "r", [], *[np.zeros(0)] * 4, None, False, 0.005, 4,
                               {"actor_obs": group}, {}, {}, [])
     feeds = {"actor_obs": np.array([[0.1, -0.1, 0.1, 100.0, -100.0, 100.0]], np.float32),
