@@ -1,8 +1,8 @@
 """`num_envs=auto`: the largest env count that fits the free memory of the training device.
 
-Two probe envs (`probe_counts`, e.g. 16 and 64 envs) are built side by side and the memory in use
-is read before and after each: their difference gives the footprint per env and the fixed cost
-(the model, compiled kernels). The rollout storage of the PPO update is added per env from the
+Two probe envs (`probe_counts`, e.g. 16 and 64 envs) are built side by side, after a warm-up
+build that pays the one-time costs (imports, compiled kernels), and the memory in use is read
+before and after each: their difference gives the footprint per env and the fixed cost of an env. The rollout storage of the PPO update is added per env from the
 observation sizes. The count is then (free * (1 - margin) - fixed) / per_env, capped by
 `auto_num_envs.maximum`. Memory is read from CUDA (`torch.cuda.mem_get_info`) for a CUDA
 device, else from the host (process RSS and available memory, psutil). When the probe cannot
@@ -64,13 +64,17 @@ def measure_footprint(
     probe_counts: tuple[int, int],
     read: Callable[[], MemoryReading],
 ) -> tuple[float, float, int]:
-    """Build two envs side by side -> (bytes per env, fixed bytes, free bytes before probing)."""
+    """Build a warm-up env, then two envs side by side -> (bytes per env, fixed bytes per env
+    build, free bytes before the measured builds)."""
     small, large = sorted(int(n) for n in probe_counts)
     if small < 1 or small == large:
         raise AutoNumEnvsError(f"auto_num_envs.probe_counts must be two different counts >= 1, "
                                f"got {list(probe_counts)}")
     envs = []
     try:
+        # A first build pays one-time costs (imports, compiled kernels, the robot model) that
+        # would pass for a per-env cost; it stays alive so later builds cannot reuse its memory.
+        envs.append(build_env(small))
         start = read()
         envs.append(build_env(small))
         after_small = read()
