@@ -37,9 +37,16 @@ def evaluate_file(path: Path, args) -> dict:
     if not is_locomotion(train_cfg):
         raise ValueError(f"{path}: its run is not a velocity-tracking (locomotion) task")
     state = load_actor_checkpoint(path)
-    return evaluate_locomotion(train_cfg, state, str(path), num_envs=args.num_envs,
-                               device=args.device, commands=args.commands,
-                               duration_s=args.duration_s, seed=args.seed)
+    return evaluate_locomotion(
+        train_cfg,
+        state,
+        str(path),
+        num_envs=args.num_envs,
+        device=args.device,
+        commands=args.commands,
+        duration_s=args.duration_s,
+        seed=args.seed,
+    )
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -50,19 +57,25 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--duration-s", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--commands", type=json.loads, default=None,
-                        help="JSON list of [v_x, v_y, yaw_rate] triples (default: the 8 of "
-                             "gear_sonic/eval/locomotion.py)")
+    parser.add_argument(
+        "--commands",
+        type=json.loads,
+        default=None,
+        help="JSON list of [v_x, v_y, yaw_rate] triples (default: the 8 of "
+        "gear_sonic/eval/locomotion.py)",
+    )
     args = parser.parse_args(argv)
     results = {}
     for role in ("teacher", "student"):
         path = getattr(args, role)
         agg = evaluate_file(path, args)["aggregate"]
         results[role] = agg
-        print(f"{role}: tracking reward {agg['tracking_reward']:.3f} | lin vel error "
-              f"{agg['lin_vel_error']:.3f} m/s | yaw rate error {agg['yaw_rate_error']:.3f} rad/s"
-              f" | return {agg['return_mean']:.3f} | fall rate {agg['fall_rate']:.3f} ({path})",
-              flush=True)
+        print(
+            f"{role}: tracking reward {agg['tracking_reward']:.3f} | lin vel error "
+            f"{agg['lin_vel_error']:.3f} m/s | yaw rate error {agg['yaw_rate_error']:.3f} rad/s"
+            f" | return {agg['return_mean']:.3f} | fall rate {agg['fall_rate']:.3f} ({path})",
+            flush=True,
+        )
     teacher = results["teacher"]["tracking_reward"]
     ratio = results["student"]["tracking_reward"] / teacher if teacher > 0 else float("nan")
     print(f"ratio student/teacher: {ratio:.2f}")

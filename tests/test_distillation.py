@@ -72,15 +72,20 @@ def test_student_reads_no_privileged_term(tmp_path):
     node.update(teacher_checkpoint=str(fake), teacher=cfg.distillation.teacher)
     node.update(observations=cfg.manager_env.observations)
     node["student_input_groups"] = ["student_obs"]
-    assert distillation_settings(**node).student_group == "student_obs"
+    settings = distillation_settings(**node)
+    settings.validate()
+    assert settings.student_group == "student_obs"
     # A privileged term under another name is caught by its function.
     obs = OmegaConf.to_container(cfg.manager_env.observations, resolve=True)
     obs["student_obs"]["terms"]["lin_vel"] = {"func": "base_lin_vel"}
     with pytest.raises(ValueError, match=r"student_obs\.terms\.lin_vel is privileged"):
-        distillation_settings(**{**node, "observations": obs})
+        distillation_settings(**{**node, "observations": obs}).validate()
     # Reading the teacher's group is refused too.
     with pytest.raises(ValueError, match=r"not \['actor_obs'\]"):
-        distillation_settings(**{**node, "student_input_groups": ["student_obs", "actor_obs"]})
+        both = ["student_obs", "actor_obs"]
+        distillation_settings(**{**node, "student_input_groups": both}).validate()
+    with pytest.raises(ValueError, match=r"add \+teacher_checkpoint=PATH"):
+        distillation_settings(**{**node, "teacher_checkpoint": None}).validate()
 
 
 def test_teacher_of_another_task_or_architecture_is_named(tmp_path):
@@ -89,7 +94,9 @@ def test_teacher_of_another_task_or_architecture_is_named(tmp_path):
     smaller = _teacher_actor(cfg, {"actor_obs": (45,), "critic_obs": (45,)})
     path = tmp_path / "run" / "last.pt"
     path.parent.mkdir()
-    with pytest.raises(CheckpointError, match=r"backbone\.mlp\.0\.weight.*\(512, 45\).*\(512, 53\)"):
+    with pytest.raises(
+        CheckpointError, match=r"backbone\.mlp\.0\.weight.*\(512, 45\).*\(512, 53\)"
+    ):
         check_teacher_state(smaller.state_dict(), teacher, TEACHER_OBS, path)
     # With the teacher run's config.yaml beside it, the observation terms are compared.
     trained = OmegaConf.create(
@@ -97,10 +104,14 @@ def test_teacher_of_another_task_or_architecture_is_named(tmp_path):
     )
     OmegaConf.save(trained, path.parent / "config.yaml")
     ours = {"actor_obs": ["base_ang_vel", "joint_pos"]}
-    with pytest.raises(CheckpointError, match=r"'actor_obs'.*missing \['x'\], extra \['joint_pos'\]"):
+    with pytest.raises(
+        CheckpointError, match=r"'actor_obs'.*missing \['x'\], extra \['joint_pos'\]"
+    ):
         check_teacher_state(teacher.state_dict(), teacher, TEACHER_OBS, path, ours)
-    OmegaConf.save(OmegaConf.create({"manager_env": {"observations": {"policy": {}}}}),
-                   path.parent / "config.yaml")
+    OmegaConf.save(
+        OmegaConf.create({"manager_env": {"observations": {"policy": {}}}}),
+        path.parent / "config.yaml",
+    )
     with pytest.raises(CheckpointError, match="no observation group 'actor_obs'"):
         check_teacher_state(teacher.state_dict(), teacher, TEACHER_OBS, path)
 
@@ -109,9 +120,13 @@ def test_student_run_writes_its_files_resumes_and_its_dagger_loss_falls(
     tmp_path, teacher_checkpoint
 ):
     overrides = (
-        STUDENT_CPU, *TINY_STUDENT, f"+teacher_checkpoint={teacher_checkpoint}",
-        "algo.config.num_learning_epochs=6", "algo.config.num_steps_per_env=12",
-        "manager_env.config.episode_length_s=0.1", f"experiment_dir={tmp_path / 'exp'}",
+        STUDENT_CPU,
+        *TINY_STUDENT,
+        f"+teacher_checkpoint={teacher_checkpoint}",
+        "algo.config.num_learning_epochs=6",
+        "algo.config.num_steps_per_env=12",
+        "manager_env.config.episode_length_s=0.1",
+        f"experiment_dir={tmp_path / 'exp'}",
     )
     exp_dir = run_training(compose_config(*overrides, "algo.config.num_learning_iterations=2"))
     for name in ("config.yaml", "last.pt", "model_step_000002.pt", "metrics.csv"):
@@ -121,14 +136,22 @@ def test_student_run_writes_its_files_resumes_and_its_dagger_loss_falls(
     assert state["distillation"]["teacher_checkpoint"] == str(teacher_checkpoint)
     assert state["actor"]["backbone.mlp.0.weight"].shape == (512, 225)  # student_obs only
     exp_dir = run_training(
-        compose_config(*overrides[:-1], f"experiment_dir={exp_dir}", "+resume=True",
-                       "algo.config.num_learning_iterations=3")
+        compose_config(
+            *overrides[:-1],
+            f"experiment_dir={exp_dir}",
+            "+resume=True",
+            "algo.config.num_learning_iterations=3",
+        )
     )
     with (exp_dir / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
-    for key in ("distill/action_mse", "Episode_Reward/track_lin_vel_xy_exp",
-                "Episode_Reward/track_ang_vel_z_exp", "distill/teacher_forcing"):
+    for key in (
+        "distill/action_mse",
+        "Episode_Reward/track_lin_vel_xy_exp",
+        "Episode_Reward/track_ang_vel_z_exp",
+        "distill/teacher_forcing",
+    ):
         assert rows[-1][key] != "", key
     assert float(rows[0]["distill/teacher_forcing"]) == 0.5
     # The student (12 updates an iteration) closes in on the fixed teacher, across the resume.

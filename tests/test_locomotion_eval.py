@@ -43,8 +43,9 @@ def go2_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     actor, critic = build_policy_and_value(cfg, {"actor_obs": (53,), "critic_obs": (53,)}, 12)
     path = exp_dir / "model_step_000004.pt"
-    save_checkpoint({"actor": actor.state_dict(), "critic": critic.state_dict(), "iteration": 4},
-                    path)
+    save_checkpoint(
+        {"actor": actor.state_dict(), "critic": critic.state_dict(), "iteration": 4}, path
+    )
     return path
 
 
@@ -60,13 +61,21 @@ def test_sweep_parsing_and_task_detection():
 
 def test_eval_writes_locomotion_metrics_and_videos(go2_checkpoint):
     sweep = "++eval_commands=[[0.0,0.0,0.0],[0.5,0.0,0.0],[0.0,0.0,0.5]]"
-    path = run_eval(_eval_cfg(f"+checkpoint={go2_checkpoint}", "num_envs=6", sweep,
-                              "++eval_duration_s=0.4"))
+    path = run_eval(
+        _eval_cfg(f"+checkpoint={go2_checkpoint}", "num_envs=6", sweep, "++eval_duration_s=0.4")
+    )
     assert path == go2_checkpoint.parent / "eval" / "step_000004" / "metrics_eval.json"
     result = json.loads(path.read_text())
     agg = result["aggregate"]
-    for key in ("return_mean", "lin_vel_error", "yaw_rate_error", "fall_rate", "tracking_reward",
-                "success_rate", "progress_rate"):
+    for key in (
+        "return_mean",
+        "lin_vel_error",
+        "yaw_rate_error",
+        "fall_rate",
+        "tracking_reward",
+        "success_rate",
+        "progress_rate",
+    ):
         assert isinstance(agg[key], float), key
     assert result["task"] == "locomotion" and agg["num_commands"] == 3
     rows = {r["clip"]: r for r in result["clips"]}
@@ -75,6 +84,13 @@ def test_eval_writes_locomotion_metrics_and_videos(go2_checkpoint):
     assert rows["vx+0.50_vy+0.00_wz+0.00"]["lin_vel_error"] > 0.2
     assert 0.0 <= agg["fall_rate"] <= 1.0 and agg["lin_vel_error"] > 0.0
     # The checkpoint monitor's render step: the worst commands of that file.
-    videos = run_eval(_eval_cfg(f"+checkpoint={go2_checkpoint}", f"++metrics_file={path}",
-                                "++num_render_videos=1", "render_width=64", "render_height=48"))
+    videos = run_eval(
+        _eval_cfg(
+            f"+checkpoint={go2_checkpoint}",
+            f"++metrics_file={path}",
+            "++num_render_videos=1",
+            "render_width=64",
+            "render_height=48",
+        )
+    )
     assert len(list(videos.glob("*.mp4"))) == 1 and (videos / "clips.json").is_file()

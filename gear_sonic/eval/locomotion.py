@@ -54,8 +54,10 @@ def parse_commands(value) -> list[tuple[float, float, float]]:
     if value is None:
         return [tuple(c) for c in DEFAULT_COMMANDS]
     raw = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-    ok = isinstance(raw, (list, tuple)) and raw and all(
-        isinstance(c, (list, tuple)) and len(c) == 3 for c in raw
+    ok = (
+        isinstance(raw, (list, tuple))
+        and raw
+        and all(isinstance(c, (list, tuple)) and len(c) == 3 for c in raw)
     )
     if not ok:
         raise ValueError(
@@ -88,8 +90,15 @@ def eval_env_config(train_cfg: DictConfig, duration_s: float) -> DictConfig:
     return cfg
 
 
-def build_env_and_actor(train_cfg: DictConfig, state: dict, where: str, num_envs: int,
-                        device: str = "cpu", duration_s: float = DEFAULT_DURATION_S, seed: int = 0):
+def build_env_and_actor(
+    train_cfg: DictConfig,
+    state: dict,
+    where: str,
+    num_envs: int,
+    device: str = "cpu",
+    duration_s: float = DEFAULT_DURATION_S,
+    seed: int = 0,
+):
     from gear_sonic.envs import create_manager_env
     from gear_sonic.trl.builders import build_policy_and_value
 
@@ -133,12 +142,14 @@ def run_sweep(env, policy_fn: Callable[[dict], torch.Tensor], commands, duration
     robot = env.env.scene["robot"]
     rewards = env.env.reward_manager
     term_ids = [rewards.active_terms.index(t) for t in TRACKING_TERMS if t in rewards.active_terms]
-    steps = max(1, int(round(duration_s / env.step_dt)))
+    steps = max(1, round(duration_s / env.step_dt))
     n = env.num_envs
     alive = torch.ones(n, dtype=torch.bool, device=env.device)
     fell = torch.zeros(n, dtype=torch.bool, device=env.device)
-    sums = {k: torch.zeros(n, device=env.device)
-            for k in ("steps", "return", "lin_err", "yaw_err", "track")}
+    sums = {
+        k: torch.zeros(n, device=env.device)
+        for k in ("steps", "return", "lin_err", "yaw_err", "track")
+    }
     for _ in range(steps):
         obs, reward, done, extras = env.step(policy_fn(obs))
         live = alive.float()
@@ -175,7 +186,7 @@ def run_sweep(env, policy_fn: Callable[[dict], torch.Tensor], commands, duration
 
 
 def aggregate_rows(rows: list[dict]) -> dict:
-    mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+    mean = lambda key: float(np.mean([r[key] for r in rows]))
     return {
         "num_clips": len(rows),
         "num_commands": len(rows),
@@ -189,9 +200,16 @@ def aggregate_rows(rows: list[dict]) -> dict:
     }
 
 
-def evaluate_locomotion(train_cfg: DictConfig, state: dict, where: str, num_envs: int,
-                        device: str = "cpu", commands=None, duration_s: float | None = None,
-                        seed: int = 0) -> dict:
+def evaluate_locomotion(
+    train_cfg: DictConfig,
+    state: dict,
+    where: str,
+    num_envs: int,
+    device: str = "cpu",
+    commands=None,
+    duration_s: float | None = None,
+    seed: int = 0,
+) -> dict:
     """-> {"task": "locomotion", "aggregate": {...}, "clips": [one row per command], ...}."""
     commands = parse_commands(commands)
     duration_s = float(duration_s or DEFAULT_DURATION_S)
@@ -208,8 +226,12 @@ def evaluate_locomotion(train_cfg: DictConfig, state: dict, where: str, num_envs
         "step_dt": step_dt,
         "duration_s": duration_s,
         "seed": seed,
-        "units": {"lin_vel_error": "m/s", "yaw_rate_error": "rad/s",
-                  "return": "sum of rewards", "tracking_reward": "sum over the window"},
+        "units": {
+            "lin_vel_error": "m/s",
+            "yaw_rate_error": "rad/s",
+            "return": "sum of rewards",
+            "tracking_reward": "sum over the window",
+        },
         "aggregate": aggregate_rows(rows),
         "clips": rows,
     }
@@ -221,9 +243,17 @@ def worst_commands(metrics: dict, count: int) -> list[list[float]]:
     return [r["command"] for r in rows[: max(0, count)]]
 
 
-def render_commands(train_cfg: DictConfig, state: dict, where: str, commands, out_dir: Path,
-                    duration_s: float | None = None, width: int = 640, height: int = 480,
-                    device: str = "cpu") -> list[Path]:
+def render_commands(
+    train_cfg: DictConfig,
+    state: dict,
+    where: str,
+    commands,
+    out_dir: Path,
+    duration_s: float | None = None,
+    width: int = 640,
+    height: int = 480,
+    device: str = "cpu",
+) -> list[Path]:
     """One mp4 per command (a 1-env run each, the camera following the base)."""
     import imageio.v2 as imageio
 
@@ -242,8 +272,7 @@ def render_commands(train_cfg: DictConfig, state: dict, where: str, commands, ou
             path = path_inside(out_dir, name, ".mp4")
             env.reset()
             frames = [renderer.frame()]
-            run_sweep(env, _recording(actor.act_inference, renderer, frames), [command],
-                      duration_s)
+            run_sweep(env, _recording(actor.act_inference, renderer, frames), [command], duration_s)
             with imageio.get_writer(path, fps=1.0 / env.step_dt, macro_block_size=1) as writer:
                 for frame in frames:
                     writer.append_data(frame)
@@ -284,17 +313,29 @@ class RobotRenderer(GhostRenderer):
 
 def _has_body(env, name: str) -> bool:
     model = env.env.sim.mj_model
-    return any(mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, c) >= 0
-               for c in (name, f"robot/{name}"))
+    return any(
+        mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, c) >= 0 for c in (name, f"robot/{name}")
+    )
 
 
 # ---------------------------------------------------------------- eval_agent_trl.py entry
-def run_locomotion_eval(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: dict,
-                        output_dir: Path, label: str) -> dict:
+def run_locomotion_eval(
+    cfg: DictConfig,
+    train_cfg: DictConfig,
+    checkpoint: Path,
+    state: dict,
+    output_dir: Path,
+    label: str,
+) -> dict:
     """The default evaluation: -> the result dict (the caller writes metrics_eval.json)."""
     result = evaluate_locomotion(
-        train_cfg, state, str(checkpoint), num_envs=int(cfg.num_envs), device=str(cfg.device),
-        commands=cfg.get("eval_commands"), duration_s=cfg.get("eval_duration_s"),
+        train_cfg,
+        state,
+        str(checkpoint),
+        num_envs=int(cfg.num_envs),
+        device=str(cfg.device),
+        commands=cfg.get("eval_commands"),
+        duration_s=cfg.get("eval_duration_s"),
         seed=int(cfg.get("seed", 0) or 0),
     )
     result["checkpoint"] = str(checkpoint)
@@ -312,9 +353,17 @@ def render_worst(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state
         raise ValueError(f"++metrics_file={metrics_path}: not a locomotion evaluation")
     out_dir = (Path(cfg.output_dir) if cfg.get("output_dir") else metrics_path.parent) / "videos"
     commands = worst_commands(metrics, int(cfg.get("num_render_videos", 3)))
-    paths = render_commands(train_cfg, state, str(checkpoint), commands, out_dir,
-                            duration_s=metrics.get("duration_s"), width=int(cfg.render_width),
-                            height=int(cfg.render_height), device=str(cfg.device))
+    paths = render_commands(
+        train_cfg,
+        state,
+        str(checkpoint),
+        commands,
+        out_dir,
+        duration_s=metrics.get("duration_s"),
+        width=int(cfg.render_width),
+        height=int(cfg.render_height),
+        device=str(cfg.device),
+    )
     print(f"wrote {len(paths)} videos to {out_dir}")
     return out_dir
 
@@ -327,8 +376,7 @@ def export_policy(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, stat
     out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else checkpoint.parent / "onnx"
     env, actor = build_env_and_actor(train_cfg, state, str(checkpoint), 1, str(cfg.device))
     try:
-        paths = export_onnx(actor, env.observation_shapes, out_dir,
-                            metadata=metadata_from_env(env))
+        paths = export_onnx(actor, env.observation_shapes, out_dir, metadata=metadata_from_env(env))
         paths += write_deploy_bundle(actor, env, out_dir / "deploy")
     except TypeError as err:  # an exporter that does not know this actor yet
         raise ValueError(f"+export_onnx_only: {checkpoint}: {err}") from None
@@ -344,16 +392,23 @@ def print_table(result: dict, console=None) -> None:
 
     agg = result["aggregate"]
     label = result.get("evaluation", {}).get("label") or f"iteration {result['iteration']}"
-    table = Table(title=f"locomotion evaluation: {agg['num_commands']} commands, "
-                        f"{result['duration_s']:.0f} s each, {label}",
-                  caption="errors: planar velocity m/s, yaw rate rad/s")
+    table = Table(
+        title=f"locomotion evaluation: {agg['num_commands']} commands, "
+        f"{result['duration_s']:.0f} s each, {label}",
+        caption="errors: planar velocity m/s, yaw rate rad/s",
+    )
     columns = ("fall_rate", "return", "lin_vel_error", "yaw_rate_error", "tracking_reward")
     table.add_column("command (vx, vy, wz)", no_wrap=True)
     for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
     for row in result["clips"]:
         table.add_row(row["clip"], *(f"{row[c]:.3f}" for c in columns))
-    table.add_row("[b]mean[/b]", f"{agg['fall_rate']:.3f}", f"{agg['return_mean']:.3f}",
-                  f"{agg['lin_vel_error']:.3f}", f"{agg['yaw_rate_error']:.3f}",
-                  f"{agg['tracking_reward']:.3f}")
+    table.add_row(
+        "[b]mean[/b]",
+        f"{agg['fall_rate']:.3f}",
+        f"{agg['return_mean']:.3f}",
+        f"{agg['lin_vel_error']:.3f}",
+        f"{agg['yaw_rate_error']:.3f}",
+        f"{agg['tracking_reward']:.3f}",
+    )
     (console or Console(width=120)).print(table)

@@ -25,8 +25,10 @@ PRIVILEGED_SENSORS = ("robot/imu_lin_vel",)
 
 @dataclass
 class DistillationConfig:
-    teacher_checkpoint: str
+    teacher_checkpoint: str | None
     teacher: dict  # {"actor": <actor config>}, the teacher's actor_critic node
+    observations: dict = field(default_factory=dict)  # manager_env.observations
+    student_input_groups: Sequence[str] = ()  # actor_critic.actor.backbone.input_groups
     student_group: str = "student_obs"
     privileged_terms: Sequence[str] = ("base_lin_vel", "foot_friction", "base_mass")
     loss: str = "mse"  # mse | huber, on the action means
@@ -37,40 +39,43 @@ class DistillationConfig:
     teacher_forcing_end: float = 0.0
     teacher_forcing_iterations: int = 1
     student_action_noise: float = 0.0  # std of Gaussian noise on the executed student action
-    extra: dict = field(default_factory=dict)
 
     def teacher_forcing(self, iteration: int) -> float:
         frac = min(max(iteration / max(self.teacher_forcing_iterations, 1), 0.0), 1.0)
         start, end = self.teacher_forcing_start, self.teacher_forcing_end
         return start + (end - start) * frac
 
+    def validate(self) -> None:
+        """Every check, each a one-line error naming the key (run by DistillationTrainer, outside
+        Hydra's instantiate, which would bury the message in its own exception)."""
+        if not self.teacher_checkpoint:
+            raise ValueError(
+                "distillation needs the teacher's weights: add +teacher_checkpoint=PATH (a last.pt "
+                "or model_step_*.pt of a go2_velocity run)"
+            )
+        if not Path(str(self.teacher_checkpoint)).is_file():
+            raise FileNotFoundError(f"+teacher_checkpoint={self.teacher_checkpoint}: no such file")
+        if "actor" not in (self.teacher or {}):
+            raise ValueError(
+                "distillation.teacher.actor is missing: compose the teacher's actor_critic"
+            )
+        if self.loss not in LOSSES:
+            raise ValueError(f"distillation.loss={self.loss!r}: choose one of {list(LOSSES)}")
+        for name in ("teacher_forcing_start", "teacher_forcing_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(
+                    f"distillation.{name} must be in [0, 1], got {getattr(self, name)}"
+                )
+        check_student_inputs(self.observations, list(self.student_input_groups), self)
+
 
 def distillation_settings(
-    teacher_checkpoint: str | None,
-    teacher: Mapping,
-    observations: Mapping,
-    student_input_groups: Sequence[str],
-    **options,
+    teacher_checkpoint: str | None, teacher: Mapping, **options
 ) -> DistillationConfig:
-    """Hydra target of `distillation`: checks the student's inputs, then -> DistillationConfig."""
-    if not teacher_checkpoint:
-        raise ValueError(
-            "distillation needs the teacher's weights: add +teacher_checkpoint=PATH (a last.pt or "
-            "model_step_*.pt of a go2_velocity run)"
-        )
-    if not Path(str(teacher_checkpoint)).is_file():
-        raise FileNotFoundError(f"+teacher_checkpoint={teacher_checkpoint}: no such file")
-    teacher = _plain(teacher)
-    if "actor" not in (teacher or {}):
-        raise ValueError("distillation.teacher.actor is missing: compose the teacher's actor_critic")
-    cfg = DistillationConfig(teacher_checkpoint=str(teacher_checkpoint), teacher=teacher, **options)
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"distillation.loss={cfg.loss!r}: choose one of {list(LOSSES)}")
-    for name in ("teacher_forcing_start", "teacher_forcing_end"):
-        if not 0.0 <= getattr(cfg, name) <= 1.0:
-            raise ValueError(f"distillation.{name} must be in [0, 1], got {getattr(cfg, name)}")
-    check_student_inputs(_plain(observations), list(student_input_groups), cfg)
-    return cfg
+    """Hydra target of `distillation` -> DistillationConfig (plain containers; checked by
+    `validate`)."""
+    options = {key: _plain(value) for key, value in options.items()}
+    return DistillationConfig(teacher_checkpoint, _plain(teacher), **options)
 
 
 def check_student_inputs(
@@ -133,7 +138,7 @@ def check_teacher_state(
                     f"teacher checkpoint {path}: its run has no observation group {group!r} "
                     f"(it has {sorted(trained_obs)}): it was trained on another task"
                 )
-            theirs = list((trained_obs[group].get("terms") or {}))
+            theirs = list(trained_obs[group].get("terms") or {})
             mine = list(term_names.get(group, theirs))
             if theirs != mine:
                 missing = [t for t in theirs if t not in mine]

@@ -66,6 +66,7 @@ class DistillationTrainer(TRLPPOTrainer):
                 "DistillationTrainer needs a `distillation` section: use a student preset "
                 "(+exp=manager/locomotion/go2_velocity_student +teacher_checkpoint=PATH)"
             )
+        distillation.validate()
         if cfg.schedule != "fixed":
             raise ValueError(
                 "algo.config.schedule=adaptive follows PPO's KL, which distillation does not "
@@ -109,8 +110,9 @@ class DistillationTrainer(TRLPPOTrainer):
             values = self.critic(obs).squeeze(-1)
             next_obs, rewards, dones, extras = env.step(actions)
             rewards, dones = rewards.reshape(-1), dones.reshape(-1).bool()
-            storage.add(obs, labels, zeros, values, rewards, dones, extras.get("time_outs"),
-                        cfg.gamma)
+            storage.add(
+                obs, labels, zeros, values, rewards, dones, extras.get("time_outs"), cfg.gamma
+            )
             self._track_episodes(rewards, dones, episode_sums)
             self._accumulate_log(extras.get("log"), log_sums, log_counts)
             obs = next_obs
@@ -173,7 +175,7 @@ class DistillationTrainer(TRLPPOTrainer):
 
     # ---------------------------------------------------------------- logging, checkpoints
     def _print_line(self, m: Mapping[str, float], end: int, eta_s: float) -> None:
-        get = lambda key: m.get(key, float("nan"))  # noqa: E731
+        get = lambda key: m.get(key, float("nan"))
         hours, rest = divmod(int(max(eta_s, 0.0)), 3600)
         track = get("Episode_Reward/track_lin_vel_xy_exp")
         self.console.print(
