@@ -123,16 +123,21 @@ def _command_line() -> str:
     return " ".join(sys.argv)
 
 
-def final_metric(exp_dir, key: str = "mean_reward") -> float:
-    """The last logged value of `key` in metrics.csv (nan when there is none): the objective a
-    sweeper such as hydra/sweeper=optuna optimises."""
+def final_metric(exp_dir, key: str | None = None) -> float:
+    """The last logged value of `key` (default mean_reward) in metrics.csv, nan when there is
+    none: the objective a sweeper such as hydra/sweeper=optuna optimises. A key asked for
+    (`+objective=KEY`) that is not a column is an error."""
+    if exp_dir is None:
+        return float("nan")
     path = storage.join(exp_dir, "metrics.csv")
     if not storage.is_file(path):
         return float("nan")
     rows = list(csv.DictReader(io.StringIO(storage.read_text(path))))
-    if rows and key not in rows[-1]:
+    if key is None:
+        key = "mean_reward"
+    elif rows and key not in rows[-1]:
         raise KeyError(f"+objective={key}: not a metrics.csv column (one of {sorted(rows[-1])})")
     try:
-        return float(rows[-1][key]) if rows else float("nan")
-    except (TypeError, ValueError):
+        return float(rows[-1].get(key)) if rows else float("nan")
+    except (TypeError, ValueError):  # no such column, or an empty cell
         return float("nan")

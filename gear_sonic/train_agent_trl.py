@@ -241,7 +241,8 @@ def main(cfg: DictConfig) -> float:
     try:
         exp_dir = run_training(cfg, apply_sweep_naming(cfg))
         # The job's return value: what a sweeper that optimises (hydra/sweeper=optuna) reads.
-        return final_metric(exp_dir, str(cfg.get("objective", "mean_reward")))
+        objective = cfg.get("objective")
+        return final_metric(exp_dir, None if objective is None else str(objective))
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, DistributedSetupError) as err:
         # Bad input: one clear line, no traceback wall.
         print(f"error: {err}", file=sys.stderr)
