@@ -243,3 +243,13 @@ def test_checkpoint_monitor_evaluates_a_run_in_s3(s3):
     again.run()
     assert again.is_done(1) and again.is_done(2)
     assert not (again.exp_dir / "model_step_000001.pt").exists()  # done: not fetched again
+
+
+def test_file_urls_are_local_paths_with_todays_atomic_writes(tmp_path):
+    cfg = compose_config(*GO2_TINY, f"experiment_dir=file://{tmp_path}/run")
+    assert prepare_experiment_dir(cfg, resume=False, hydra_files={}) == tmp_path / "run"
+    assert cfg.experiment_dir == str(tmp_path / "run")
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    save_checkpoint({"iteration": 1}, f"file://{tmp_path}/run/last.pt")
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 1
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".last.pt.*"))
