@@ -69,6 +69,7 @@ def test_go2_balance_cpu_two_iterations_write_their_files(tmp_path):
         "callbacks.model_save.last_interval=1",
         "manager_env.config.episode_length_s=0.1",  # 5-step episodes: every rollout ends some
         "manager_env.events.push.interval_range_s=[0.02,0.04]",  # pushed within each episode
+        "world_model.open_loop_steps=2",  # windows shorter than the 5-step episodes
         f"experiment_dir={tmp_path / 'exp'}",
     )
     assert cfg.actor_critic.actor.backbone.rnn_type == "lstm" and "world_model" in cfg

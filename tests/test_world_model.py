@@ -102,3 +102,12 @@ def test_trainer_saves_and_resumes_the_world_model(tmp_path):
     for key, value in saved["model"].items():
         assert torch.equal(value, loaded["model"][key]), key
     assert loaded["optimizer"]["state"], "optimizer moments were not restored"
+
+
+def test_open_loop_error_is_nan_when_every_window_holds_an_episode_end():
+    learner = make_learner()
+    rollout = toy_rollout(num_steps=8)
+    rollout.dones[::2] = True
+    obs = rollout.obs["actor_obs"]
+    assert torch.isnan(learner.open_loop_error(obs, rollout.actions, rollout.dones, 3))
+    assert torch.isfinite(learner.open_loop_error(obs, rollout.actions, rollout.dones, 1))

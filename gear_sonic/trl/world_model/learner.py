@@ -158,7 +158,8 @@ class WorldModelLearner:
     def open_loop_error(
         self, obs: torch.Tensor, actions: torch.Tensor, dones: torch.Tensor, k: int
     ) -> torch.Tensor:
-        """Mean normalised-obs MSE after k open-loop dynamics steps (windows without an end)."""
+        """Mean normalised-obs MSE after k open-loop dynamics steps (windows without an end);
+    NaN when no window is free of an episode end."""
         if k < 1:
             return torch.tensor(float("nan"), device=obs.device)
         starts = obs.shape[0] - k
@@ -173,7 +174,8 @@ class WorldModelLearner:
             predicted = self.model.decode(z).float()
         error = (predicted - self.model.normalizer(obs[k:])).square().mean(-1)
         valid = (~ended).float()
-        return (error * valid).sum() / valid.sum().clamp_min(1.0)
+        # NaN, not 0, when every window holds an episode end: nothing was measured.
+        return (error * valid).sum() / valid.sum()
 
     def _reduce_sum(self):
         acc = self.accelerator
