@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import sys
 import time
@@ -26,13 +27,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from gear_sonic.trl.modules.actor_critic_modules import Actor, Critic  # noqa: E402
-from gear_sonic.trl.modules.mlp_backbone import mlp_backbone  # noqa: E402
-from gear_sonic.trl.modules.recurrent_modules import (  # noqa: E402
+from gear_sonic.trl.modules.actor_critic_modules import Actor, Critic
+from gear_sonic.trl.modules.mlp_backbone import mlp_backbone
+from gear_sonic.trl.modules.recurrent_modules import (
     RecurrentBackbone,
     RecurrentCritic,
 )
-from gear_sonic.trl.trainer import PPOConfig, TRLPPOTrainer  # noqa: E402
+from gear_sonic.trl.trainer import PPOConfig, TRLPPOTrainer
 
 VISIBLE_TERMS = ("cart_pos", "pole_angle")  # cart_vel and pole_vel are hidden from the actor
 
@@ -113,7 +114,7 @@ def main() -> None:
     curves = {kind: train(kind, args) for kind in args.kinds.split(",")}
     last = max(1, args.iterations // 10)
     for kind, values in curves.items():
-        tail = [v for v in values[-last:] if v == v]
+        tail = [v for v in values[-last:] if math.isfinite(v)]
         mean = sum(tail) / max(len(tail), 1)
         print(f"{kind}: mean episode return of the last {last} iterations = {mean:.2f}")
     png = Path(args.png)

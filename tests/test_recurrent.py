@@ -65,11 +65,11 @@ def make_trainer(cell="gru", steps=12, sequence_length=0, **cfg):
     torch.manual_seed(0)
     env = CueEnv()
     actor, critic = recurrent_pair(env.observation_shapes, cell)
-    values = dict(
-        num_steps_per_env=steps, num_learning_epochs=2, num_mini_batches=2,
-        sequence_length=sequence_length, actor_learning_rate=1e-3, lr_min=1e-4, lr_max=1e-2,
-        entropy_coef=0.0, max_grad_norm=1.0,
-    )
+    values = {
+        "num_steps_per_env": steps, "num_learning_epochs": 2, "num_mini_batches": 2,
+        "sequence_length": sequence_length, "actor_learning_rate": 1e-3, "lr_min": 1e-4,
+        "lr_max": 1e-2, "entropy_coef": 0.0, "max_grad_norm": 1.0,
+    }
     values.update(cfg)
     return TRLPPOTrainer(env, actor, critic, PPOConfig(**values), Accelerator(cpu=True))
 

@@ -45,7 +45,7 @@ def toy_rollout(num_steps=32, num_envs=16, seed=0):
 
 def make_learner(**kwargs):
     torch.manual_seed(0)
-    values = dict(latent_dim=16, hidden_dims=[64], num_epochs=4, mini_batch_size=256)
+    values = {"latent_dim": 16, "hidden_dims": [64], "num_epochs": 4, "mini_batch_size": 256}
     values.update(kwargs)
     return WorldModelLearner({"actor_obs": (2,)}, 2, **values)
 
@@ -80,9 +80,8 @@ def test_shared_encoder_is_the_policy_encoder():
 
 
 def test_trainer_saves_and_resumes_the_world_model(tmp_path):
-    from tests.test_recurrent import CueEnv, recurrent_pair
-
     from gear_sonic.trl.trainer import PPOConfig, TRLPPOTrainer
+    from tests.test_recurrent import CueEnv, recurrent_pair
 
     def trainer():
         torch.manual_seed(0)

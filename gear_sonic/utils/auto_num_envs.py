@@ -80,7 +80,7 @@ def measure_footprint(
         after_small = read()
         envs.append(build_env(large))
         after_large = read()
-    except Exception as err:  # noqa: BLE001  (any failure of the probe is reported as such)
+    except Exception as err:
         raise AutoNumEnvsError(
             f"num_envs=auto: the memory probe failed ({type(err).__name__}: {err}); "
             "set num_envs to a number"

@@ -121,11 +121,11 @@ class WorldModelLearner:
         bootstrap = self.gamma * storage.values * storage.time_outs
         rewards = storage.rewards - bootstrap  # the env's own reward
         terminated = (storage.dones & ~storage.time_outs).float()
-        rows = dict(
-            obs=obs.flatten(0, 1), next_obs=next_obs.flatten(0, 1),
-            actions=storage.actions.flatten(0, 1), rewards=rewards.flatten(),
-            terminated=terminated.flatten(), has_next=has_next.flatten(),
-        )
+        rows = {
+            "obs": obs.flatten(0, 1), "next_obs": next_obs.flatten(0, 1),
+            "actions": storage.actions.flatten(0, 1), "rewards": rewards.flatten(),
+            "terminated": terminated.flatten(), "has_next": has_next.flatten(),
+        }
         total = rows["obs"].shape[0]
         sums: dict[str, torch.Tensor] = {}
         updates = 0
