@@ -58,3 +58,14 @@ def test_bad_config_names_the_key(override, message):
     with pytest.raises((EnvConfigError, KeyError)) as err:
         build(override)
     assert message in str(err.value)
+
+
+def test_a_task_builds_only_the_robot_sensors_it_names():
+    from gear_sonic.envs.manager_env.builder import _sensors
+    from gear_sonic.envs.manager_env.robots import get_robot
+
+    g1 = get_robot("g1")
+    assert [s.name for s in _sensors(g1, ["undesired_contacts"])] == ["undesired_contacts"]
+    assert {s.name for s in _sensors(g1, None)} >= {"undesired_contacts", "feet_contact"}
+    with pytest.raises(EnvConfigError, match=r"\['feet'\] are not sensors of robot 'g1'.*feet_contact"):
+        _sensors(g1, ["feet"])

@@ -106,7 +106,7 @@ def build_env_cfg(
             env_spacing=float(conf["env_spacing"]),
             terrain=TerrainEntityCfg(terrain_type=conf["terrain_type"]),
             entities={"robot": robot.entity_cfg()},
-            sensors=robot.contact_sensors(),
+            sensors=_sensors(robot, conf.get("sensors")),
         ),
         sim=SimulationCfg(
             njmax=int(conf["njmax"]),
@@ -136,6 +136,21 @@ def build_env_cfg(
             azimuth=120.0,
         ),
     )
+
+
+def _sensors(robot: RobotSpec, wanted: list[str] | None) -> tuple:
+    """The robot's sensors the task names in `config.sensors` (all of them when unset): each
+    contact sensor costs physics time every substep, so a task builds only those it reads."""
+    available = {sensor.name: sensor for sensor in robot.contact_sensors()}
+    if wanted is None:
+        return tuple(available.values())
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise EnvConfigError(
+            f"manager_env.config.sensors: {unknown} are not sensors of robot {robot.name!r}; "
+            f"it has {sorted(available)} (robots/{robot.name}.py)"
+        )
+    return tuple(available[name] for name in wanted)
 
 
 def _actions(section: dict, robot: RobotSpec) -> dict:
