@@ -42,7 +42,9 @@ def test_goal_is_seen_in_the_base_yaw_frame_and_rewarded_by_distance_and_heading
 
 def test_push_curriculum_scores_pushed_episodes_and_raises_the_speed():
     env = fake_env([[0.0, 0.0]] * 4, [0.0] * 4, time_outs=[True, True, True, False])
-    state = balance.balance_state(env, initial_speed=0.5)
+    balance.goal_position_b(env)  # an observation made the state first: the speed is unset
+    state = balance.balance_state(env)
+    assert state.push_speed is None
     state.pushed[:] = torch.tensor([True, True, False, True])
     ids = torch.arange(4)
     out = balance.push_curriculum(env, ids, initial_speed=0.5, min_episodes=3, promote_rate=0.6)

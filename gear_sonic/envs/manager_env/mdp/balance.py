@@ -32,23 +32,26 @@ _ROBOT = SceneEntityCfg("robot")
 class BalanceState:
     goal_w: torch.Tensor  # (N, 2) world-frame goal positions
     pushed: torch.Tensor  # (N,) bool: pushed at least once this episode
-    push_speed: float
+    push_speed: float | None = None  # set by the first push term, from its initial_speed
     survived_sum: float = 0.0  # decayed counts over recent pushed episodes (the reported rate)
     pushed_sum: float = 0.0
     level_survived: int = 0  # plain counts at the current push speed (the promotion rule)
     level_pushed: int = 0
 
 
-def balance_state(env: ManagerBasedRlEnv, initial_speed: float = 0.5) -> BalanceState:
+def balance_state(env: ManagerBasedRlEnv, initial_speed: float | None = None) -> BalanceState:
+    """The env's shared state, made on first use; push terms pass their `initial_speed`
+    (whichever term runs first, e.g. an observation, the push speed starts from the config)."""
     state = getattr(env, "_balance_state", None)
     if state is None:
         robot = env.scene["robot"]
         state = BalanceState(
             goal_w=robot.data.root_link_pos_w[:, :2].clone(),
             pushed=torch.zeros(env.num_envs, dtype=torch.bool, device=env.device),
-            push_speed=float(initial_speed),
         )
         env._balance_state = state
+    if state.push_speed is None and initial_speed is not None:
+        state.push_speed = float(initial_speed)
     return state
 
 
