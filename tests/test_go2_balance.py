@@ -99,3 +99,5 @@ def test_go2_balance_presets_compose_with_an_lstm_and_a_world_model():
     assert gpu.num_envs == 4096 and gpu.manager_env.config.sim.backend == "warp"
     assert cpu.num_envs == 64 and cpu.device == "cpu"
     assert gpu.manager_env.rewards == cpu.manager_env.rewards
+    assert cpu.manager_env.events.push.params.initial_speed == 3.0
+    assert cpu.manager_env.curriculum.push.params.initial_speed == 3.0
