@@ -192,3 +192,44 @@ def test_squashed_gaussian_log_prob_is_the_change_of_variables():
     normal = torch.distributions.Normal(mean, actor.action_std)
     expected = (normal.log_prob(u) - torch.log(2.0 * (1 - torch.tanh(u) ** 2))).sum(-1)
     torch.testing.assert_close(log_prob, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_evaluation_loops_forget_the_memory_of_ended_episodes():
+    """run_episodes (and the locomotion/robustness loops through reset_memory) zero a recurrent
+    policy's state where an episode ended, and only there."""
+    import numpy as np
+
+    from gear_sonic.eval.episodes import run_episodes
+    from gear_sonic.trl.modules.recurrent_modules import reset_memory
+
+    env = CueEnv(num_envs=3, lengths=(2, 3, 4))
+    actor, _ = recurrent_pair(env.observation_shapes)
+    actor.act_inference(env.get_observations())
+    assert actor.backbone.state.abs().sum(-1).gt(0).all()
+    reset_memory(actor, torch.tensor([False, True, False]))
+    alive = actor.backbone.state.abs().sum(-1)[0]
+    assert alive[1] == 0 and alive[0] > 0 and alive[2] > 0
+
+    calls = []
+
+    class Envs:  # the gymnasium vector API run_episodes uses, over CueEnv
+        num_envs = 3
+
+        def reset(self, seed=None):
+            return env.get_observations(), {}
+
+        def step(self, actions):
+            obs, reward, done, _ = env.step(torch.as_tensor(actions))
+            return obs, reward.numpy(), done.numpy(), np.zeros(3, dtype=bool), {}
+
+    def policy(obs, deterministic):
+        return actor.act_inference(obs).detach().numpy()
+
+    def forget(finished):
+        calls.append(None if finished is None else finished.copy())
+        reset_memory(actor, None if finished is None else torch.as_tensor(finished))
+
+    policy.reset = forget
+    run_episodes(Envs(), policy, num_episodes=3)
+    assert calls[0] is None  # zero memory before the first step
+    assert any(c is not None and c.any() for c in calls[1:])

@@ -70,6 +70,9 @@ def run_episodes(
     running_length = np.zeros(n, dtype=int)
     returns, lengths, successes = [], [], []
     obs, _ = envs.reset(seed=seed)
+    # A policy with memory (a recurrent actor) exposes reset(finished): zeroed where episodes end.
+    forget = getattr(policy, "reset", lambda finished: None)
+    forget(None)
     for _ in range(max_steps):
         if (counts >= targets).all():
             break
@@ -86,6 +89,7 @@ def run_episodes(
             successes.extend(is_success(ended, terminated[done], truncated[done]).tolist())
             counts += done
         finished = terminated | truncated
+        forget(finished)
         running_return[finished] = 0.0
         running_length[finished] = 0
     else:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gear_sonic.checkpoint import load_module_state
 from gear_sonic.eval.render import GhostRenderer, _numpy
+from gear_sonic.trl.modules.recurrent_modules import reset_memory
 
 COMMAND_NAME = "twist"
 TRACKING_TERMS = ("track_lin_vel_xy_exp", "track_ang_vel_z_exp")
@@ -135,8 +136,17 @@ def _sweep_tensor(commands, num_envs: int, device) -> tuple[torch.Tensor, torch.
 
 
 @torch.no_grad()
-def run_sweep(env, policy_fn: Callable[[dict], torch.Tensor], commands, duration_s: float) -> list:
-    """Play every env for duration_s on its command; -> one row per command (means over envs)."""
+def run_sweep(
+    env,
+    policy_fn: Callable[[dict], torch.Tensor],
+    commands,
+    duration_s: float,
+    actor: torch.nn.Module | None = None,
+) -> list:
+    """Play every env for duration_s on its command; -> one row per command (means over envs).
+    A recurrent `actor` starts from zero memory and forgets it when an env's episode ends."""
+    if actor is not None:
+        reset_memory(actor)
     cmds, index = _sweep_tensor(commands, env.num_envs, env.device)
     obs = hold_commands(env, cmds)
     robot = env.env.scene["robot"]
@@ -152,6 +162,8 @@ def run_sweep(env, policy_fn: Callable[[dict], torch.Tensor], commands, duration
     }
     for _ in range(steps):
         obs, reward, done, extras = env.step(policy_fn(obs))
+        if actor is not None:
+            reset_memory(actor, done.reshape(-1))
         live = alive.float()
         # Velocities after the step; an env reset inside the step is not alive any more.
         lin_err = (robot.data.root_link_lin_vel_b[:, :2] - cmds[:, :2]).norm(dim=-1)
@@ -216,7 +228,7 @@ def evaluate_locomotion(
     num_envs = max(int(num_envs), len(commands))
     env, actor = build_env_and_actor(train_cfg, state, where, num_envs, device, duration_s, seed)
     try:
-        rows = run_sweep(env, actor.act_inference, commands, duration_s)
+        rows = run_sweep(env, actor.act_inference, commands, duration_s, actor=actor)
         step_dt = float(env.step_dt)
     finally:
         env.close()
@@ -272,7 +284,9 @@ def render_commands(
             path = path_inside(out_dir, name, ".mp4")
             env.reset()
             frames = [renderer.frame()]
-            run_sweep(env, _recording(actor.act_inference, renderer, frames), [command], duration_s)
+            run_sweep(
+                env, _recording(actor.act_inference, renderer, frames), [command], duration_s, actor
+            )
             with imageio.get_writer(path, fps=1.0 / env.step_dt, macro_block_size=1) as writer:
                 for frame in frames:
                     writer.append_data(frame)

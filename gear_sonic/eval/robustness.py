@@ -310,6 +310,8 @@ def _begin_trials(env, spec: RobustnessSpec, encoder):
 def _env_level(env, actor, level: Level, spec: RobustnessSpec, perturber, encoder):
     import torch
 
+    from gear_sonic.trl.modules.recurrent_modules import reset_memory
+
     n, device = env.num_envs, env.device
     rng = np.random.default_rng(spec.seed)
     kind, value = level.kind, level.value
@@ -326,6 +328,7 @@ def _env_level(env, actor, level: Level, spec: RobustnessSpec, perturber, encode
     fell = torch.zeros_like(alive)
     steps = torch.zeros(n, dtype=torch.long, device=device)
     noise = torch.Generator(device=device).manual_seed(spec.seed)
+    reset_memory(actor)  # a recurrent policy starts each level with zero memory
     with torch.no_grad():
         for step in range(int(horizon.max())):
             if kind == "obs_noise" and value > 0:
@@ -339,6 +342,7 @@ def _env_level(env, actor, level: Level, spec: RobustnessSpec, perturber, encode
                     vel[:, :2] += value * push_vel[ids]
                     robot.write_root_link_velocity_to_sim(vel, env_ids=ids)
             obs, _, done, extras = env.step(actions)
+            reset_memory(actor, done)
             terminated = extras["terminated"]
             fell |= alive & terminated
             steps += (alive & ~terminated).long()

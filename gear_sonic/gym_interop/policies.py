@@ -17,6 +17,7 @@ from gymnasium.vector import AutoresetMode
 from omegaconf import DictConfig, OmegaConf
 
 from gear_sonic.checkpoint import load_checkpoint, require_keys
+from gear_sonic.trl.modules.recurrent_modules import reset_memory
 
 
 def load_run_config(exp_dir: str | Path, device: str) -> DictConfig:
@@ -71,6 +72,11 @@ def load_policy_and_env(
         actions = actor.act_inference(obs) if deterministic else actor.act(obs)[0]
         return actions.cpu().numpy()
 
+    def forget(finished) -> None:
+        dones = None if finished is None else torch.as_tensor(finished, device=device)
+        reset_memory(actor, dones)
+
+    policy.reset = forget
     return envs, policy
 
 

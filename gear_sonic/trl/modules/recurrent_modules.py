@@ -39,6 +39,13 @@ def is_recurrent(module: nn.Module) -> bool:
     return bool(getattr(inner, "is_recurrent", False)) and hasattr(inner, "reset")
 
 
+def reset_memory(module: nn.Module, dones: torch.Tensor | None = None) -> None:
+    """Zero a recurrent actor's or critic's state where `dones` (all envs when None); no-op for
+    feed-forward modules, so evaluation loops call it for any policy."""
+    if is_recurrent(module):
+        getattr(module, "backbone", module).reset(dones)
+
+
 class RecurrentCore(nn.Module):
     """A GRU or LSTM whose state is one packed tensor (layers, N, state_size)."""
 
