@@ -424,7 +424,7 @@ class TRLPPOTrainer:
         return metrics
 
     def _print_line(self, m: Mapping[str, float], end: int, eta_s: float) -> None:
-        get = lambda key: m.get(key, float("nan"))  # noqa: E731  (skipped updates have no losses)
+        get = lambda key: m.get(key, float("nan"))
         hours, rest = divmod(int(max(eta_s, 0.0)), 3600)
         eta = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
         skipped = " [red]update skipped[/]" if get("rollout/skipped_update") > 0 else ""

@@ -11,7 +11,7 @@ end, since the modules zero it there). The flat tensors of the mini-batch (actio
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -84,8 +84,8 @@ class RecurrentRolloutStorage(RolloutStorage):
         self.actor_states[self.step].copy_(actor_state)
         self.critic_states[self.step].copy_(critic_state)
 
-    def sequence_batch(self, env_ids: torch.Tensor) -> SequenceMiniBatch:
-        """The mini-batch of these envs as padded sequences."""
+    def mini_batch(self, env_ids: torch.Tensor) -> SequenceMiniBatch:
+        """The mini-batch of these envs as padded sequences (whole envs, time order kept)."""
         dones = self.dones[:, env_ids]
         starts_t, starts_env, lengths, segment, position = segment_layout(
             dones, self.sequence_length
@@ -126,22 +126,6 @@ class RecurrentRolloutStorage(RolloutStorage):
             steps=rows_t,
             envs=rows_env,
         )
-
-    def mini_batch_generator(
-        self, num_mini_batches: int, num_epochs: int, shuffle: bool = True
-    ) -> Iterator[SequenceMiniBatch]:
-        if num_mini_batches > self.num_envs:
-            raise ValueError(
-                f"cannot split {self.num_envs} envs into {num_mini_batches} mini-batches"
-            )
-        for _ in range(num_epochs):
-            order = (
-                torch.randperm(self.num_envs, device=self.device)
-                if shuffle
-                else torch.arange(self.num_envs, device=self.device)
-            )
-            for env_ids in torch.tensor_split(order, num_mini_batches):
-                yield self.sequence_batch(env_ids)
 
 
 def _map_obs(buffers: Mapping, fn) -> dict:

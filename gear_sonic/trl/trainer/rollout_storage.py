@@ -174,12 +174,16 @@ class RolloutStorage:
             )
             # tensor_split: sizes differ by at most one when N is not a multiple.
             for env_ids in torch.tensor_split(order, num_mini_batches):
-                yield MiniBatch(
-                    obs=_select_envs(self.obs, env_ids),
-                    actions=self.actions[:, env_ids].flatten(0, 1),
-                    old_log_probs=self.log_probs[:, env_ids].flatten(),
-                    advantages=self.advantages[:, env_ids].flatten(),
-                    returns=self.returns[:, env_ids].flatten(),
-                    old_values=self.values[:, env_ids].flatten(),
-                    env_ids=env_ids,
-                )
+                yield self.mini_batch(env_ids)
+
+    def mini_batch(self, env_ids: torch.Tensor) -> MiniBatch:
+        """Every step of the envs `env_ids`, flattened to (steps x envs) samples."""
+        return MiniBatch(
+            obs=_select_envs(self.obs, env_ids),
+            actions=self.actions[:, env_ids].flatten(0, 1),
+            old_log_probs=self.log_probs[:, env_ids].flatten(),
+            advantages=self.advantages[:, env_ids].flatten(),
+            returns=self.returns[:, env_ids].flatten(),
+            old_values=self.values[:, env_ids].flatten(),
+            env_ids=env_ids,
+        )
