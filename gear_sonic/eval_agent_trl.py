@@ -77,6 +77,20 @@ def output_dir_for(cfg: DictConfig, checkpoint: Path, iteration: int) -> tuple[P
     return evaluation_dir(config_path.parent, iteration, name), name
 
 
+def claim_result(cfg: DictConfig, checkpoint: Path, iteration: int) -> tuple[Path, Path, str, str]:
+    """-> (output folder, its metrics_eval.json, evaluation name, label); an existing result
+    stops the run unless ++overwrite=true."""
+    from gear_sonic.eval.outputs import evaluation_label
+
+    out_dir, name = output_dir_for(cfg, checkpoint, iteration)
+    path = out_dir / METRICS_FILE
+    label = evaluation_label(iteration, name)
+    if path.exists() and not cfg.get("overwrite", False):
+        raise ResultExistsError(f"{path} already holds an evaluation ({label}); "
+                                "++overwrite=true replaces it")
+    return out_dir, path, name, label
+
+
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None  # NaN (no successful clip) is not valid JSON
@@ -124,7 +138,6 @@ def print_table(result: dict, console=None) -> None:
 
 def run_eval(cfg: DictConfig) -> Path:
     from gear_sonic.eval.evaluate import evaluate, load_actor_checkpoint
-    from gear_sonic.eval.outputs import evaluation_label
     from gear_sonic.utils.atomic_io import atomic_write_text
 
     if not cfg.get("checkpoint"):
@@ -141,13 +154,7 @@ def run_eval(cfg: DictConfig) -> Path:
         return run_locomotion(cfg, train_cfg, checkpoint, state)
     if cfg.get("export_onnx_only") or cfg.get("metrics_file"):
         return run_extra(cfg, train_cfg, checkpoint, state)
-    iteration = int(state.get("iteration", 0))
-    out_dir, name = output_dir_for(cfg, checkpoint, iteration)
-    path = out_dir / METRICS_FILE
-    label = evaluation_label(iteration, name)
-    if path.exists() and not cfg.get("overwrite", False):
-        raise ResultExistsError(f"{path} already holds an evaluation ({label}); "
-                                "++overwrite=true replaces it")
+    _, path, name, label = claim_result(cfg, checkpoint, int(state.get("iteration", 0)))
     result = evaluate(
         train_cfg, state, str(checkpoint), num_envs=int(cfg.num_envs),
         use_encoder=cfg.get("use_encoder"), device=str(cfg.device),
@@ -165,20 +172,13 @@ def run_eval(cfg: DictConfig) -> Path:
 def run_locomotion(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: dict) -> Path:
     """A velocity-tracking run: a fixed sweep of commands (gear_sonic/eval/locomotion.py)."""
     from gear_sonic.eval import locomotion
-    from gear_sonic.eval.outputs import evaluation_label
     from gear_sonic.utils.atomic_io import atomic_write_text
 
     if cfg.get("export_onnx_only"):
         return locomotion.export_policy(cfg, train_cfg, checkpoint, state)
     if cfg.get("metrics_file"):
         return locomotion.render_worst(cfg, train_cfg, checkpoint, state)
-    iteration = int(state.get("iteration", 0))
-    out_dir, name = output_dir_for(cfg, checkpoint, iteration)
-    path = out_dir / METRICS_FILE
-    label = evaluation_label(iteration, name)
-    if path.exists() and not cfg.get("overwrite", False):
-        raise ResultExistsError(f"{path} already holds an evaluation ({label}); "
-                                "++overwrite=true replaces it")
+    out_dir, path, _, label = claim_result(cfg, checkpoint, int(state.get("iteration", 0)))
     result = locomotion.run_locomotion_eval(cfg, train_cfg, checkpoint, state, out_dir, label)
     atomic_write_text(json.dumps(_json_safe(result), indent=2), path)
     locomotion.print_table(result)

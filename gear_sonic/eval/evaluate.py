@@ -32,12 +32,19 @@ def load_actor_checkpoint(path: str | Path) -> dict:
 def build_eval_env_and_actor(cfg: DictConfig, state: dict, where: str, num_envs: int,
                              device: str = "cpu"):
     """-> (env, actor in eval mode) for a training config and a loaded checkpoint dict."""
+    cfg = apply_exact_replay(cfg)  # also drops the train_only events
+    cfg.num_envs = int(num_envs)
+    return env_with_actor(cfg, state, where, num_envs, device)
+
+
+def env_with_actor(cfg: DictConfig, state: dict, where: str, num_envs: int, device: str,
+                   seed: int | None = None):
+    """-> (env, the checkpoint's actor in eval mode on the env's device) for a ready eval config;
+    the env is closed again when the actor does not fit it."""
     from gear_sonic.envs import create_manager_env
     from gear_sonic.trl.builders import build_policy_and_value
 
-    cfg = apply_exact_replay(cfg)  # also drops the train_only events
-    cfg.num_envs = int(num_envs)
-    env = create_manager_env(cfg, device=device, num_envs=int(num_envs))
+    env = create_manager_env(cfg, device=device, num_envs=int(num_envs), seed=seed)
     try:
         actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
         load_module_state(actor, state["actor"], f"{where}: actor")

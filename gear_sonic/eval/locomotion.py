@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gear_sonic.checkpoint import load_module_state
 from gear_sonic.eval.render import GhostRenderer, _numpy
 from gear_sonic.trl.modules.recurrent_modules import reset_memory
 
@@ -100,18 +99,9 @@ def build_env_and_actor(
     duration_s: float = DEFAULT_DURATION_S,
     seed: int = 0,
 ):
-    from gear_sonic.envs import create_manager_env
-    from gear_sonic.trl.builders import build_policy_and_value
+    from gear_sonic.eval.evaluate import env_with_actor
 
-    cfg = eval_env_config(train_cfg, duration_s)
-    env = create_manager_env(cfg, device=device, num_envs=int(num_envs), seed=seed)
-    try:
-        actor, _ = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
-        load_module_state(actor, state["actor"], f"{where}: actor")
-    except Exception:
-        env.close()
-        raise
-    return env, actor.to(env.device).eval()
+    return env_with_actor(eval_env_config(train_cfg, duration_s), state, where, num_envs, device, seed)
 
 
 def hold_commands(env, commands: torch.Tensor) -> dict:
