@@ -4,6 +4,7 @@ the learning rate trains and records both runs, and submitit's local executor ru
 from __future__ import annotations
 
 import csv
+import logging
 import subprocess
 import sys
 
@@ -70,10 +71,15 @@ def test_optuna_sweep_two_trials_over_the_learning_rate(tmp_path, monkeypatch):
          "hydra/sweeper=optuna_search", "hydra.sweeper.n_trials=2",
          "algo.config.actor_learning_rate=tag(log,interval(1e-4,1e-2))"],
     )
+    # The entry point configures the gear_sonic logger (own handler, no propagation): put it back
+    # afterwards, or later tests' caplog would not see our log lines.
+    ours = logging.getLogger("gear_sonic")
+    saved = (list(ours.handlers), ours.level, ours.propagate)
     try:
         main()  # in this process: the basic launcher runs the trials one after the other
     finally:
         GlobalHydra.instance().clear()
+        ours.handlers[:], ours.level, ours.propagate = saved
     runs = sorted((tmp_path / "TRL_Go2_Velocity").glob("go2_velocity_cpu-*_job*"))
     assert [r.name.split("_job")[1][0] for r in runs] == ["0", "1"], runs
     rates = set()
