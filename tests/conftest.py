@@ -43,3 +43,16 @@ def standing_clip() -> Path:
     clips = sorted(SAMPLE_MOTIONS.glob("stand*.npz"))
     assert clips, f"no standing clip in {SAMPLE_MOTIONS}; run data_process/generate_sample_motions.py"
     return clips[0]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks: thread start-up dominates, and on a busy 2-core machine a second intra-op
+    thread only fights the simulator's threads for the cores (measured 6x slower updates).
+    A module opts in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -36,14 +36,7 @@ def _teacher_actor(cfg, obs_shapes=TEACHER_OBS):
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks: on a busy 2-core machine a second intra-op thread only fights the
-    simulator's threads for the cores (measured 6x slower updates)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -120,13 +120,7 @@ def small_cfg(**overrides) -> PPOConfig:
     return PPOConfig(**values)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Tiny networks: thread start-up dominates, and on a busy machine 2+ threads are far slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

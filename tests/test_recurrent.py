@@ -45,13 +45,7 @@ class CueEnv:
         return self.get_observations(), reward, dones, extras
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Tiny networks: on a busy machine 2+ threads are far slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def recurrent_pair(obs_shapes, cell="gru", hidden=16):

@@ -13,12 +13,7 @@ from gear_sonic.checkpoint import load_checkpoint, save_checkpoint
 from gear_sonic.trl.world_model import WorldModelLearner
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_rollout(num_steps=32, num_envs=16, seed=0):
