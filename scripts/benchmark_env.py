@@ -16,6 +16,11 @@ line reads `ratio native/mjlab-warp: X.XX (...)`. `--backend warp` compares the 
 engine (last line `ratio ours/mjlab`); ours then does more work per step than mjlab's (SONIC's
 per-body undesired-contact sensors, 26 more MuJoCo sensors, and a 930-dim actor observation).
 
+`--task go1_velocity` compares our `+exp=manager/locomotion/go1_velocity` (mjlab's flat Go1 velocity
+task rebuilt term for term from our YAML) with mjlab's own `Mjlab-Velocity-Flat-Unitree-Go1`, both on
+MJWarp (the task's foot-height scan is a ray-cast sensor, which the native backend does not have);
+last line `ratio ours/mjlab: X.XX (...)`.
+
 `--profile` adds, per env, the milliseconds per step spent in physics and in each manager.
 """
 
@@ -45,6 +50,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per block (default 100 below 64 envs, else 40)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="print ms/step per manager for both envs")
+    parser.add_argument("--task", default="tracking", choices=("tracking", "go1_velocity"),
+                        help="G1 motion tracking (default) or the flat Go1 velocity task")
     parser.add_argument("--backend", default="auto", choices=("auto", "native", "warp"),
                         help="backend of our env: auto = native on CPU, warp on CUDA, as in training "
                         "(mjlab's env always runs on warp)")
@@ -126,6 +133,29 @@ def build_ours(clip: Path, num_envs: int, device: str, seed: int, backend: str =
     return Bench(f"gear_sonic sonic_release ({backend})", wrapper.env, wrapper.step, device, seed)
 
 
+def build_ours_go1(num_envs: int, device: str, seed: int) -> Bench:
+    from hydra import compose, initialize_config_dir
+
+    from gear_sonic.envs import create_manager_env
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "config"), version_base="1.3"):
+        cfg = compose("base", overrides=["+exp=manager/locomotion/go1_velocity", f"seed={seed}"])
+    wrapper = create_manager_env(cfg, device=device, num_envs=num_envs)
+    return Bench("gear_sonic go1_velocity (warp)", wrapper.env, wrapper.step, device, seed)
+
+
+def build_mjlab_go1(num_envs: int, device: str, seed: int) -> Bench:
+    from mjlab.envs import ManagerBasedRlEnv
+    from mjlab.tasks.velocity.config.go1.env_cfgs import unitree_go1_flat_env_cfg
+
+    cfg = unitree_go1_flat_env_cfg()
+    cfg.scene.num_envs = num_envs
+    cfg.seed = seed
+    env = ManagerBasedRlEnv(cfg, device=device)
+    env.reset()
+    return Bench("mjlab Velocity-Flat-Go1", env, env.step, device, seed)
+
+
 def build_mjlab(npz: Path, num_envs: int, device: str, seed: int) -> Bench:
     from mjlab.envs import ManagerBasedRlEnv
     from mjlab.tasks.tracking.config.g1.env_cfgs import unitree_g1_flat_tracking_env_cfg
@@ -203,23 +233,29 @@ def main() -> None:
     logging.basicConfig(format="%(message)s")
     logging.getLogger("gear_sonic").setLevel(logging.INFO)  # env build and motion loading progress
     from gear_sonic.envs.manager_env.builder import resolve_device
-
     from gear_sonic.sim.backend import resolve_backend
 
     device = resolve_device(args.device)
     args.backend = resolve_backend(args.backend, device)
     steps = args.steps or (100 if args.num_envs < 64 else 40)
-    clip = Path(args.motion) if args.motion else default_clip()
-    with tempfile.TemporaryDirectory() as tmp:
-        npz = Path(tmp) / "mjlab_clip.npz"
-        write_mjlab_npz(clip, npz)
-        mjlab = build_mjlab(npz, args.num_envs, device, args.seed)
-        ours = build_ours(clip, args.num_envs, device, args.seed, args.backend)
+    if args.task == "go1_velocity":
+        args.backend = "warp"  # ray-cast foot-height sensor: MJWarp only
+        mjlab = build_mjlab_go1(args.num_envs, device, args.seed)
+        ours = build_ours_go1(args.num_envs, device, args.seed)
+        what = "task go1_velocity"
+    else:
+        clip = Path(args.motion) if args.motion else default_clip()
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = Path(tmp) / "mjlab_clip.npz"
+            write_mjlab_npz(clip, npz)
+            mjlab = build_mjlab(npz, args.num_envs, device, args.seed)
+            ours = build_ours(clip, args.num_envs, device, args.seed, args.backend)
+        what = f"clip {clip.name}"
     for bench in (ours, mjlab):
         bench.run(args.warmup)
     if args.profile:
         print_profile([ours, mjlab], steps)
-    print(f"clip {clip.name}, device {device}, num_envs {args.num_envs}, "
+    print(f"{what}, device {device}, num_envs {args.num_envs}, "
           f"{steps} timed steps per block, our backend {args.backend}")
     ratios = []
     for pair in range(1, args.pairs + 1):

@@ -1,6 +1,6 @@
 """+exp=manager/locomotion/go1_velocity is mjlab's Mjlab-Velocity-Flat-Unitree-Go1, term for term:
-same term names and order, functions, parameters, weights, modes, noise, command, action scale
-and sensors (observation groups renamed actor -> actor_obs, critic -> critic_obs)."""
+same term names and order, functions, parameters, weights, modes, noise, command, action scale,
+sensors and simulation options (observation groups renamed actor -> actor_obs, critic -> critic_obs)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,8 @@ def parity_differences(*overrides: str) -> list[str]:
         out += [f"commands.{name}.{k}" for k in b[1] if k != "debug_vis" and a[1][k] != b[1][k]]
     if comparable(ours.scene.sensors) != comparable(ref.scene.sensors):
         out.append("scene.sensors")
+    ours_sim, ref_sim = comparable(ours.sim)[1], comparable(ref.sim)[1]
+    out += [f"sim.{k}: {ours_sim[k]!r} != mjlab's {v!r}" for k, v in ref_sim.items() if ours_sim[k] != v]
     for key in ("decimation", "episode_length_s"):
         if getattr(ours, key) != getattr(ref, key):
             out.append(key)
@@ -74,6 +76,7 @@ def test_go1_velocity_mirrors_mjlabs_flat_go1_task():
     ("override", "expected"),
     [
         ("manager_env.rewards.foot_slip.weight=-0.2", "rewards.foot_slip.weight"),
+        ("manager_env.config.cone=pyramidal", "sim.mujoco"),
         ("manager_env.commands.twist.rel_standing_envs=0.2", "commands.twist.rel_standing_envs"),
         (
             "manager_env.observations.actor_obs.terms.joint_vel.noise.n_max=1.0",

@@ -110,11 +110,15 @@ def build_env_cfg(
         ),
         sim=SimulationCfg(
             njmax=int(conf["njmax"]),
-            nconmax=int(conf["nconmax"]),
+            # null: MJWarp sizes the contact buffer itself
+            nconmax=None if conf["nconmax"] is None else int(conf["nconmax"]),
             mujoco=MujocoCfg(
                 timestep=float(conf["sim_dt"]),
                 iterations=int(conf["solver_iterations"]),
                 ls_iterations=int(conf["solver_ls_iterations"]),
+                # Friction cone and impedance ratio: MuJoCo's defaults unless a task sets them.
+                cone=str(conf.get("cone", "pyramidal")),
+                impratio=float(conf.get("impratio", 1.0)),
             ),
         ),
         episode_length_s=float(conf["episode_length_s"]),
