@@ -165,7 +165,7 @@ def test_recurrent_onnx_matches_torch_step_by_step(tmp_path, cell):
     for obs in obs_seq:
         with torch.no_grad():
             expected = actor.act_inference({"actor_obs": obs})
-        action, state = session.run(None, {"obs": obs.numpy(), "state_in": state})
+        action, state = session.run(None, {"actor_obs": obs.numpy(), "state_in": state})
         torch.testing.assert_close(torch.from_numpy(action), expected, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(torch.from_numpy(state), backbone.state, atol=1e-5, rtol=1e-4)
 

@@ -54,11 +54,14 @@ def contract_readme(meta: dict) -> str:
     control_hz = 1.0 / (sim["physics_dt"] * sim["decimation"])
     offset = "the current reference" if meta.get("reference_relative_actions") else \
         "default_joint_pos"
-    velocity = command.get("kind") == "velocity"
+    kind = command.get("kind")
+    velocity, goal = kind == "velocity", kind == "goal"
+    options = "[--steps N] [--video out.mp4] [--viewer]"
     run = ("    python gear_sonic/deploy/run_policy.py THIS_FOLDER --command VX,VY,WZ "
-           "[--commands schedule.csv] [--steps N] [--video out.mp4] [--viewer]" if velocity else
-           "    python gear_sonic/deploy/run_policy.py THIS_FOLDER --motion CLIP.npz "
-           "[--encoder g1|teleop|smpl] [--steps N] [--video out.mp4] [--viewer]")
+           f"[--commands schedule.csv] {options}" if velocity else
+           f"    python gear_sonic/deploy/run_policy.py THIS_FOLDER --goal X,Y {options}" if goal
+           else "    python gear_sonic/deploy/run_policy.py THIS_FOLDER --motion CLIP.npz "
+           f"[--encoder g1|teleop|smpl] {options}")
     actions = (f"Physics {1.0 / sim['physics_dt']:g} Hz, control {control_hz:g} Hz. Joint target "
                f"= {offset} + action_scale * clip(action, +-{meta.get('action_clip')}), held by "
                "position actuators with kp / kd from metadata.json. robot.mjb is the training "
@@ -69,6 +72,9 @@ def contract_readme(meta: dict) -> str:
     reference = (f"Velocity command `{command['command_name']}`: (vx m/s, vy m/s, yaw rate "
                  f"rad/s) in the base frame, trained on {command['ranges']}. The robot starts at "
                  "rest in default_root_state / default_joint_pos." if velocity else
+                 "A goal (x, y) in metres from the start position, world frame; the policy "
+                 "reads it in its base yaw frame (goal_position_b). The robot starts at rest in "
+                 "default_root_state / default_joint_pos." if goal else
                  f"Anchor body `{command['anchor_body']}`; tracked bodies "
                  f"{command['body_names']}; future frames at offsets "
                  f"{command['future_frame_offsets']} (control steps), SMPL frames at "
@@ -81,6 +87,11 @@ def contract_readme(meta: dict) -> str:
         inputs = ", ".join(f"`{n}` {shape[1:]}" for n, shape in model["inputs"].items())
         output = model["outputs"]["actions"][1:]
         lines.append(f"- `{model['file']}`: {inputs} -> `actions` {output}")
+        state = model.get("recurrent_state")
+        if state:
+            lines.append(f"  Recurrent ({state['cell']}): `{state['output']}` {state['shape']} "
+                         f"(-1: the batch) is fed back as the next step's `{state['input']}`; "
+                         f"{state['reset']}. Layout: {state['layout']}.")
     lines += ["", "## Observation terms", "", history, ""]
     for group, spec in meta["observation_contract"].items():
         kind = "concatenated" if spec["concatenate"] else "one input per term"
@@ -90,7 +101,9 @@ def contract_readme(meta: dict) -> str:
         lines += [f"| {t['name']} | {t['func']} | {t['shape']} | {t['history_length']} "
                   f"| {t['clip']} | {t['scale']} |" for t in spec["terms"]]
         lines.append("")
-    lines += ["## Command (velocity)" if velocity else "## Reference (motion clip)", "",
+    title = ("## Command (velocity)" if velocity else "## Command (goal)" if goal else
+             "## Reference (motion clip)")
+    lines += [title, "",
               reference, "",
               "## Joints (order of actions and joint terms)", "",
               "| joint | default | kp | kd | action scale |", "|---|---|---|---|---|"]

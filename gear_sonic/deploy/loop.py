@@ -5,8 +5,10 @@ of a motion clip, or a velocity command) -> ONNX -> clipped action -> joint targ
 `decimation` physics steps -> next step. A tracking policy starts on the clip's first frame
 (like evaluation) and stops at its last frame, at --steps, or when the robot falls
 (evaluation's termination thresholds, config tracking/eval). A velocity-command policy
-(metadata command kind "velocity") starts at rest in its default pose and runs --steps; it falls
-when its base tilts past the export's bad_orientation limit.
+(metadata command kind "velocity") and a goal-reaching one (kind "goal", go2_balance: --goal x,y
+metres from the start, world frame) start at rest in their default pose and run --steps; they
+fall when the base tilts past the export's bad_orientation limit. A recurrent policy's state
+(metadata `recurrent_state`) starts at zeros and is carried from step to step.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class RunResult:
     wall_time_s: float
     policy_latency_ms: np.ndarray = field(repr=False)  # onnxruntime run per step
     step_ms: np.ndarray = field(repr=False)  # observations + policy + physics per step
-    # Velocity policies: mean |planar velocity - command| (m/s) and |yaw rate - command| (rad/s)
+    # Velocity policies: mean |planar velocity - command| (m/s) and |yaw rate - command| (rad/s);
+    # goal policies: goal_distance_m, the base's distance to the goal at the end
     velocity_error: dict = field(default_factory=dict)
 
     @property
@@ -79,11 +82,15 @@ class RunResult:
 class DeployLoop:
     def __init__(self, deploy_dir: str | Path, motion_file: str | Path | None = None,
                  encoder: str = "g1", model_file: str | Path | None = None, threads: int = 1,
-                 commands: CommandSchedule | None = None):
+                 commands: CommandSchedule | None = None,
+                 goal: tuple[float, float] | None = None):
         self.contract = load_contract(deploy_dir)
-        self.is_velocity = self.contract.command.get("kind") == "velocity"
+        kind = self.contract.command.get("kind")
+        self.is_velocity, self.is_goal = kind == "velocity", kind == "goal"
+        self.goal_offset = None if goal is None else np.asarray(goal, np.float64).reshape(2)
+        self.goal_w: np.ndarray | None = None  # the goal in the world, set by start()
         self._check_command_source(motion_file, commands)
-        stem = POLICY_STEM if self.is_velocity else f"policy_{encoder}"
+        stem = POLICY_STEM if self.is_velocity or self.is_goal else f"policy_{encoder}"
         entry = self.contract.model_entry(stem)
         onnx_path = self.contract.directory / entry["file"]
         if not onnx_path.is_file():
@@ -100,13 +107,17 @@ class DeployLoop:
             raise DeployInputError(str(onnx_path), f"cannot be loaded by onnxruntime "
                                    f"({type(exc).__name__})", "export the ONNX models again") \
                 from exc
-        inputs = self.session.get_inputs()
+        # A recurrent policy's memory: metadata names its input and output (onnx_recurrent.py).
+        self.memory = RecurrentMemory.from_entry(entry, str(self.contract.directory /
+                                                           "metadata.json"))
+        inputs = [i for i in self.session.get_inputs()
+                  if self.memory is None or i.name != self.memory.input_name]
         check_session_inputs(self.contract, onnx_path, inputs)
         self.builder = ObservationBuilder(self.contract, [i.name for i in inputs])
         command = self.contract.command
         prefix = self.contract.model_name_prefix
         self.commands = commands
-        self.motion = None if self.is_velocity else load_motion(
+        self.motion = None if self.is_velocity or self.is_goal else load_motion(
             motion_file, self.contract.joint_names, command["body_names"],
             fps=1.0 / self.contract.control_dt, model=self.robot.model,
             model_body_names=[prefix + n for n in command["body_names"]],
@@ -124,6 +135,10 @@ class DeployLoop:
 
     def _check_command_source(self, motion_file, commands) -> None:
         where = str(self.contract.directory / "metadata.json")
+        if self.is_goal:
+            if self.goal_offset is None:
+                raise DeployInputError(where, "this policy walks to a goal", "pass --goal x,y")
+            return
         if self.is_velocity and commands is None:
             raise DeployInputError(where, "this policy follows velocity commands",
                                    "pass --command vx,vy,wz or --commands FILE")
@@ -138,10 +153,14 @@ class DeployLoop:
         self.frame = 0
         self.last_action[:] = 0.0
         self.builder.reset()
+        if self.memory is not None:
+            self.memory.reset()
         if self.motion is None:
             self.robot.reset_default()
         else:
             self.robot.reset_to(self.motion, 0)
+        if self.goal_offset is not None:
+            self.goal_w = self.robot.view.root_pos_w[:2] + self.goal_offset
 
     def velocity_command(self) -> np.ndarray | None:
         if self.commands is None:
@@ -152,10 +171,20 @@ class DeployLoop:
         return ObsContext(robot=self.robot.view, motion=self.motion, frame=self.frame,
                           last_action=self.last_action, contract=self.contract,
                           encoder_index=self.encoder_index,
-                          velocity_command=self.velocity_command())
+                          velocity_command=self.velocity_command(), goal_w=self.goal_w)
 
     def observe(self) -> dict[str, np.ndarray]:
         return self.builder.compute(self.context())
+
+    def act(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """One policy step on observations from `observe`: the action (A,); a recurrent
+        policy reads its memory and keeps the state it returns for the next step."""
+        if self.memory is None:
+            return self.session.run(None, feeds)[0][0]
+        outputs = self.session.run(None, {**feeds, **self.memory.feed()})
+        named = dict(zip((o.name for o in self.session.get_outputs()), outputs))
+        self.memory.update(named)
+        return named["actions"][0]
 
     def joint_targets(self, action: np.ndarray) -> np.ndarray:
         relative = self.contract.reference_relative_actions and self.motion is not None
@@ -217,7 +246,7 @@ class DeployLoop:
             start = time.perf_counter()
             feeds = self.observe()
             tick = time.perf_counter()
-            action = self.session.run(None, feeds)[0][0]
+            action = self.act(feeds)
             latencies.append((time.perf_counter() - tick) * 1e3)
             frame = self.frame
             self.apply(action)
@@ -234,18 +263,20 @@ class DeployLoop:
                 if self.frame < last_frame:  # the clip end resets the env before it is scored
                     errors.append(self._tracking_error())
         wall = time.perf_counter() - begin
-        velocity = self.motion is None
+        velocity = self.motion is None and not self.is_goal
         errors = np.asarray(errors, np.float64).reshape(len(errors), -1)
         return RunResult(
-            clip="velocity" if velocity else self.motion.name, steps=done,
-            frames=steps if velocity else self.motion.num_frames,
+            clip="goal" if self.is_goal else "velocity" if velocity else self.motion.name,
+            steps=done, frames=steps if self.motion is None else self.motion.num_frames,
             frames_reached=reached + 1, fell=fell,
-            mpjpe_g_mm=float("nan") if velocity else float(np.mean(errors) * 1e3),
+            mpjpe_g_mm=float("nan") if self.motion is None else float(np.mean(errors) * 1e3),
             sim_time_s=done * self.contract.control_dt, wall_time_s=wall,
             policy_latency_ms=np.asarray(latencies), step_ms=np.asarray(step_ms),
             velocity_error=({"lin_vel_error": float(np.mean(errors[:, 0])),
                              "yaw_rate_error": float(np.mean(errors[:, 1]))}
-                            if velocity and len(errors) else {}),
+                            if velocity and len(errors) else
+                            {"goal_distance_m": float(errors[-1, 0])}
+                            if self.is_goal and len(errors) else {}),
         )
 
     def _base_on_ground(self) -> bool:
@@ -258,9 +289,12 @@ class DeployLoop:
         return False
 
     def _tracking_error(self):
-        """Tracked-body position error (m), or for a velocity policy (planar velocity error
-        m/s, yaw-rate error rad/s) against the command of the step just played."""
+        """Tracked-body position error (m), for a velocity policy (planar velocity error
+        m/s, yaw-rate error rad/s) against the command of the step just played, for a goal
+        policy the base's planar distance to the goal (m)."""
         view = self.robot.view
+        if self.is_goal:
+            return float(np.linalg.norm(self.goal_w - view.root_pos_w[:2]))
         if self.motion is None:
             command = self.commands.at(max(self.frame - 1, 0) * self.contract.control_dt)
             lin = quat_apply_inverse(view.root_quat_w, view.root_lin_vel_w)
@@ -268,6 +302,37 @@ class DeployLoop:
             return (float(np.linalg.norm(lin[:2] - command[:2])), abs(float(yaw - command[2])))
         ref = self.motion.body_pos_w[self.frame]
         return float(np.linalg.norm(ref - view.body_pos_w, axis=-1).mean())
+
+
+class RecurrentMemory:
+    """The state a recurrent policy carries between control steps: zeros at the start of an
+    episode, then each step's `state_out` becomes the next step's `state_in`."""
+
+    def __init__(self, input_name: str, output_name: str, shape: list[int]):
+        self.input_name, self.output_name = input_name, output_name
+        self.shape = tuple(1 if d == -1 else int(d) for d in shape)  # one robot: batch 1
+        self.state = np.zeros(self.shape, np.float32)
+
+    @classmethod
+    def from_entry(cls, entry: dict, where: str) -> RecurrentMemory | None:
+        spec = entry.get("recurrent_state")
+        if spec is None:
+            return None
+        try:
+            return cls(str(spec["input"]), str(spec["output"]), list(spec["shape"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DeployInputError(where, f"models.{entry.get('file')}.recurrent_state is "
+                                   f"malformed ({exc!r})", "re-export the ONNX model and "
+                                   "metadata.json together") from exc
+
+    def reset(self) -> None:
+        self.state = np.zeros(self.shape, np.float32)
+
+    def feed(self) -> dict[str, np.ndarray]:
+        return {self.input_name: self.state}
+
+    def update(self, outputs: dict[str, np.ndarray]) -> None:
+        self.state = np.asarray(outputs[self.output_name], np.float32)
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

@@ -66,6 +66,10 @@ class RobotView:
         return self
 
     @property
+    def root_pos_w(self):
+        return self.data.xpos[self.root_body]
+
+    @property
     def root_quat_w(self):
         return self.data.xquat[self.root_body]
 
@@ -115,6 +119,7 @@ class ObsContext:
     contract: DeployContract
     encoder_index: np.ndarray
     velocity_command: np.ndarray | None = None  # (vx, vy, wz) of a locomotion policy
+    goal_w: np.ndarray | None = None  # (x, y) world goal of a goal-reaching (balance) policy
 
     def ref_at(self, offsets) -> np.ndarray:
         return self.motion.clamp(self.frame + np.asarray(offsets, dtype=np.int64))
@@ -264,6 +269,22 @@ def generated_commands(ctx: ObsContext) -> np.ndarray:
     return ctx.velocity_command
 
 
+def goal_position_b(ctx: ObsContext, max_distance: float = 5.0,
+                    asset_cfg: dict | None = None) -> np.ndarray:
+    """Goal minus base position in the base yaw frame, norm clipped at max_distance (the
+    balance task's term; asset_cfg names the robot, whose root body is read)."""
+    if ctx.goal_w is None:
+        raise DeployInputError(str(ctx.contract.directory / "metadata.json"), "the policy "
+                               "walks to a goal", "pass --goal x,y")
+    delta = np.asarray(ctx.goal_w, np.float64) - ctx.robot.root_pos_w[:2]
+    forward = quat_apply(ctx.robot.root_quat_w, np.array([1.0, 0.0, 0.0]))
+    heading = np.arctan2(forward[1], forward[0])
+    cos, sin = np.cos(heading), np.sin(heading)
+    local = np.array([cos * delta[0] + sin * delta[1], -sin * delta[0] + cos * delta[1]])
+    norm = max(float(np.linalg.norm(local)), 1e-6)
+    return local * (min(norm, float(max_distance)) / norm)
+
+
 def geom_friction(ctx: ObsContext, asset_cfg: dict) -> np.ndarray:
     """Sliding friction of the named geoms (what the simulator knows; a privileged term)."""
     ids = _named_ids(ctx, mujoco.mjtObj.mjOBJ_GEOM, asset_cfg["geom_names"])
@@ -288,11 +309,11 @@ TERMS: dict[str, Callable[[ObsContext], np.ndarray]] = {
         robot_body_pos_b, robot_body_ori_b, vr_3point_local_target, vr_3point_local_orn_target,
         smpl_joints_multi_future_local_nonflat, smpl_root_ori_b_multi_future,
         joint_pos_multi_future_wrist_for_smpl, encoder_index, generated_commands,
-        geom_friction, body_mass,
+        goal_position_b, geom_friction, body_mass,
     )
 }
 # Terms that read their params (entity selections exported as names by onnx_export).
-TERMS_WITH_PARAMS = ("geom_friction", "body_mass")
+TERMS_WITH_PARAMS = ("geom_friction", "body_mass", "goal_position_b")
 
 
 class ObservationBuilder:

@@ -116,7 +116,7 @@ def run_trial(loop, kind: str, value: float, rng: np.random.Generator, horizon: 
             feeds = loop.observe()
             if kind == "obs_noise" and value > 0:
                 feeds = add_obs_noise(feeds, loop.contract, float(value), rng)
-            pending.append(loop.session.run(None, feeds)[0][0])
+            pending.append(loop.act(feeds))
             action = pending.popleft()
             if kind == "push" and step == push_step:
                 robot.data.qvel[robot.root_qvel:robot.root_qvel + 2] += value * push_dir

@@ -4,11 +4,13 @@
         [--encoder g1|teleop|smpl] [--model robot.mjb] [--video out.mp4] [--viewer]
     python gear_sonic/deploy/run_policy.py DEPLOY_DIR --command 0.5,0,0 [--steps N]
     python gear_sonic/deploy/run_policy.py DEPLOY_DIR --commands schedule.csv [--steps N]
+    python gear_sonic/deploy/run_policy.py DEPLOY_DIR --goal 2,0 [--steps N]
 
 DEPLOY_DIR holds the ONNX policy, metadata.json and robot.mjb (see gear_sonic/deploy/README.md):
 a tracking policy (policy_<encoder>.onnx) follows a motion clip, a locomotion policy
 (policy.onnx) velocity commands (vx m/s, vy m/s, yaw rate rad/s; a schedule file has rows
-`time_s,vx,vy,wz`). Prints progress and tracking error, then as its last line
+`time_s,vx,vy,wz`), a goal-reaching policy (go2_balance) a goal x,y metres from its start.
+A recurrent policy's memory is carried between steps. Prints progress and tracking error, then as its last line
 `latency p50 X ms, p99 Y ms, real-time factor Z`. Bad input: one line on stderr, exit 2.
 """
 
@@ -39,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     source.add_argument("--motion", type=Path, help="motion clip (NPZ): a tracking policy")
     source.add_argument("--command", help="vx,vy,wz held throughout: a locomotion policy")
     source.add_argument("--commands", type=Path, help="velocity schedule (time_s,vx,vy,wz rows)")
+    source.add_argument("--goal", help="x,y metres from the start (world frame): a goal policy")
     parser.add_argument("--steps", type=int, default=None,
                         help="control steps (default: the clip, or 500 for velocity commands)")
     parser.add_argument("--encoder", default="g1", help="which policy_<encoder>.onnx to run")
@@ -66,7 +69,8 @@ def main(argv=None) -> int:
                     CommandSchedule.from_file(args.commands) if args.commands is not None else
                     None)
         loop = DeployLoop(args.deploy_dir, args.motion, encoder=args.encoder,
-                          model_file=args.model, threads=args.threads, commands=commands)
+                          model_file=args.model, threads=args.threads, commands=commands,
+                          goal=None if args.goal is None else parse_goal(args.goal))
     except DeployInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -85,7 +89,11 @@ def main(argv=None) -> int:
     finally:
         for hook in hooks:
             hook.close()
-    if loop.is_velocity:
+    if loop.is_goal:
+        print(f"goal {args.goal}: {result.steps} steps, fell {result.fell}, distance to the "
+              f"goal at the end {result.velocity_error.get('goal_distance_m', float('nan')):.3f}"
+              " m")
+    elif loop.is_velocity:
         errors = result.velocity_error
         print(f"velocity commands: {result.steps} steps, fell {result.fell}, planar velocity "
               f"error {errors.get('lin_vel_error', float('nan')):.3f} m/s, yaw rate error "
@@ -99,6 +107,15 @@ def main(argv=None) -> int:
     print(result.step_line())
     print(result.summary_line())
     return 0
+
+
+def parse_goal(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise DeployInputError("--goal", f"{text!r} is not two numbers",
+                               "give x,y in metres, e.g. 2,0") from None
+    return x, y
 
 
 class _VideoHook:

@@ -1,7 +1,9 @@
 """ONNX export of a trained policy for deployment.
 
-Two kinds of actor: the universal token policy (below) and a plain MLP actor (the locomotion
-teachers and students: its observation groups in -> action mean, `policy.onnx`). For the
+Three kinds of actor: the universal token policy (below), a plain MLP actor (the locomotion
+teachers and students: its observation groups in -> action mean, `policy.onnx`) and a recurrent
+actor (`policy.onnx` as one step with its state in and out, metadata.json's
+`models.policy.recurrent_state` says how to carry it; gear_sonic/eval/onnx_recurrent.py). For the
 universal token policy `export_onnx` writes, next to each other:
 
 * `policy_<encoder>.onnx` per encoder: the encoder's tokenizer terms + the proprioception that
@@ -25,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gear_sonic.eval import onnx_recurrent
 from gear_sonic.trl.modules.base_module import as_shape
 from gear_sonic.trl.modules.universal_token_modules import UniversalTokenModule
 
@@ -32,6 +35,7 @@ OPSET = 17
 POLICY_STEM = "policy"  # a plain (MLP) actor's one model: policy.onnx
 TOKENS_INPUT = "tokens"
 ACTIONS_OUTPUT = "actions"
+GOAL_TERM = "goal_position_b"  # the balance task's goal observation (mdp/balance.py)
 
 
 class FSQQuantize(nn.Module):
@@ -143,9 +147,8 @@ class GroupPolicy(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         if getattr(backbone, "is_recurrent", False):
-            raise TypeError("a recurrent actor carries a hidden state the deploy loop does not "
-                            "feed yet; export it with gear_sonic.eval.onnx_recurrent."
-                            "export_recurrent_policy")
+            raise TypeError(f"{type(backbone).__name__} is recurrent: export_onnx writes it "
+                            "with gear_sonic.eval.onnx_recurrent (state in and out)")
         self.backbone = backbone
         self.input_names = list(backbone.input_terms)
 
@@ -156,6 +159,9 @@ class GroupPolicy(nn.Module):
 def _export_group_policy(actor: nn.Module, obs_shapes: Mapping, out_dir: Path,
                          metadata: Mapping | None) -> list[Path]:
     backbone = getattr(actor, "backbone", actor)
+    if onnx_recurrent.recurrent_backbone_of(actor) is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        return _export_recurrent_policy(actor, obs_shapes, out_dir, metadata)
     if not hasattr(backbone, "input_terms"):
         raise TypeError(f"export_onnx: the actor's backbone {type(backbone).__name__} names no "
                         "input groups (input_terms)")
@@ -175,11 +181,26 @@ def _export_group_policy(actor: nn.Module, obs_shapes: Mapping, out_dir: Path,
     meta.update(models={POLICY_STEM: {
         "file": path.name, "inputs": {n: [-1, *shapes[n]] for n in wrapper.input_names},
         "outputs": {ACTIONS_OUTPUT: [-1, output_dim]}}}, opset=OPSET)
+    return [path, _write_metadata(meta, obs_shapes, out_dir)]
+
+
+def _export_recurrent_policy(actor: nn.Module, obs_shapes: Mapping, out_dir: Path,
+                             metadata: Mapping | None) -> list[Path]:
+    """policy.onnx as one recurrent step: (groups..., state_in) -> (actions, state_out)."""
+    backbone = onnx_recurrent.recurrent_backbone_of(actor)
+    path = onnx_recurrent.export_recurrent_policy(actor, out_dir / f"{POLICY_STEM}.onnx")
+    meta = dict(metadata or {})
+    meta.update(models={POLICY_STEM: onnx_recurrent.model_entry(backbone, path.name)},
+                opset=OPSET)
+    return [path, _write_metadata(meta, obs_shapes, out_dir)]
+
+
+def _write_metadata(meta: dict, obs_shapes: Mapping, out_dir: Path) -> Path:
     meta.setdefault("observation_shapes", _shapes_to_json(obs_shapes))
     _keep_read_groups(meta)
     meta_path = out_dir / "metadata.json"
     meta_path.write_text(json.dumps(meta, indent=2))
-    return [path, meta_path]
+    return meta_path
 
 
 def _keep_read_groups(meta: dict) -> None:
@@ -373,8 +394,8 @@ def deploy_contract(env) -> dict:
     sim: physics step and decimation. observation_contract: per group, each term's function
     name, params (an entity selection as resolved names), per-step shape, history length, clip
     and scale, in env order (export_onnx keeps the groups its models read). command: the
-    tracking command's bodies, VR points, joint subsets and future-frame offsets, or a velocity
-    command's name and ranges. terminations: each term's function and plain params.
+    tracking command's bodies, VR points, joint subsets and future-frame offsets, a velocity
+    command's name and ranges, or a goal (the balance task). terminations: each term's function and plain params.
     """
     manager = env.env.observation_manager
     contract = {}
@@ -422,6 +443,8 @@ def deploy_contract(env) -> dict:
     velocity = _velocity_command(env)
     if velocity is not None:
         out["command"] = velocity
+    if any(t["func"] == GOAL_TERM for spec in contract.values() for t in spec["terms"]):
+        out["command"] = _goal_command(env)
     terminations = env.env.termination_manager
     out["terminations"] = {
         name: {"func": getattr(cfg.func, "__name__", type(cfg.func).__name__),
@@ -429,6 +452,14 @@ def deploy_contract(env) -> dict:
         for name in terminations.active_terms
         for cfg in [terminations.get_term_cfg(name)]}
     return out
+
+
+def _goal_command(env) -> dict:
+    """A goal-reaching task (go2_balance): the deploy loop takes the goal from the command
+    line (x, y metres from the start) and reads it as GOAL_TERM; the root stands in for the
+    tracked bodies."""
+    root = env.env.scene["robot"].body_names[0]
+    return {"kind": "goal", "command_name": "goal", "anchor_body": root, "body_names": [root]}
 
 
 def _velocity_command(env) -> dict | None:

@@ -141,7 +141,9 @@ class RecurrentBackbone(_RolloutState):
                 f"groups of the env; available: {sorted(obs_shapes)}"
             )
         self.input_groups = list(input_groups)
-        self.input_dim = sum(math.prod(as_shape(obs_shapes[g])) for g in self.input_groups)
+        self.input_shapes = {g: tuple(as_shape(obs_shapes[g])) for g in self.input_groups}
+        self.input_dim = sum(math.prod(shape) for shape in self.input_shapes.values())
+        self.num_actions = int(num_actions)
         self.encoder: nn.Module | None = None
         rnn_input = self.input_dim
         if encoder_dims:
