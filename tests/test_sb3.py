@@ -144,6 +144,8 @@ def test_sb3_ppo_learns_cartpole_balance_through_our_adapter():
         model.learn(24_576)
         trained = deterministic_return()
     venv.close()
-    print(f"cartpole balance, deterministic return over {episode_s} s: {untrained:.2f} -> {trained:.2f}")
+    print(
+        f"cartpole balance, deterministic return of {episode_s} s: {untrained:.2f} -> {trained:.2f}"
+    )
     assert untrained < 0.8 * episode_s  # the pole falls without control
     assert trained > 0.9 * episode_s and trained > untrained + 1.0, (untrained, trained)
