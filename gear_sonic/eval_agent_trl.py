@@ -152,6 +152,8 @@ def run_eval(cfg: DictConfig) -> Path:
 
     if is_locomotion(train_cfg):
         return run_locomotion(cfg, train_cfg, checkpoint, state)
+    if cfg.get("export_onnx_only") and "motion" not in (train_cfg.manager_env.commands or {}):
+        return export_other_task(cfg, train_cfg, checkpoint, state)  # e.g. go2_balance
     if cfg.get("export_onnx_only") or cfg.get("metrics_file"):
         return run_extra(cfg, train_cfg, checkpoint, state)
     _, path, name, label = claim_result(cfg, checkpoint, int(state.get("iteration", 0)))
@@ -184,6 +186,16 @@ def run_locomotion(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, sta
     locomotion.print_table(result)
     print(f"wrote {path}")
     return path
+
+
+def export_other_task(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path,
+                      state: dict) -> Path:
+    from gear_sonic.eval.onnx_export import export_run
+
+    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else checkpoint.parent / "onnx"
+    paths = export_run(train_cfg, state, checkpoint, out_dir, str(cfg.device))
+    print(f"wrote {len(paths)} files to {out_dir}")
+    return out_dir
 
 
 def _eval_env_and_actor(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: dict):

@@ -58,7 +58,7 @@ def test_metadata_states_the_recurrent_state(balance_bundle):
     assert "zeros at the start of every episode" in state["reset"]
     assert meta["command"]["kind"] == "goal"
     readme = (bundle / "README.md").read_text()
-    assert "--goal X,Y" in readme and "`state_out` [1, -1, 32]" in readme
+    assert "--goal X,Y" in readme and "`state_out` [1, -1, 32]" in readme, readme
 
 
 def test_goal_observation_matches_env(balance_bundle):

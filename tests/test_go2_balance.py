@@ -1,5 +1,6 @@
 """go2_balance: goal and push-curriculum terms on hand-made states; a 2-iteration CPU run writes
-the world-model losses and the push survival rate to metrics.csv."""
+the world-model losses and the push survival rate to metrics.csv, and its checkpoint exports to a
+recurrent deploy bundle the torch-free loop runs."""
 
 from __future__ import annotations
 
@@ -86,6 +87,33 @@ def test_go2_balance_cpu_two_iterations_write_their_files(tmp_path):
         assert math.isfinite(float(rows[-1][key])), key
     state = load_checkpoint(exp_dir / "last.pt")
     assert "world_model" in state and "backbone.core.rnn.weight_ih_l0" in state["actor"]
+    _export_runs_in_the_deploy_loop(exp_dir / "last.pt", tmp_path / "onnx")
+
+
+def _export_runs_in_the_deploy_loop(checkpoint, out_dir):
+    """The eval entry's +export_onnx_only writes the LSTM as one step with its state in and
+    out; the torch-free loop runs the bundle towards a goal, carrying the state."""
+    import json
+
+    import pytest
+    from hydra import compose, initialize_config_dir
+
+    from gear_sonic.eval_agent_trl import run_eval
+    from tests.conftest import REPO_ROOT
+
+    pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -e .[test]")
+    from gear_sonic.deploy.loop import DeployLoop
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "config"), version_base="1.3"):
+        cfg = compose("base_eval", overrides=[f"+checkpoint={checkpoint}", "+export_onnx_only=true",
+                                              "++device=cpu", f"++output_dir={out_dir}"])
+    assert run_eval(cfg) == out_dir
+    meta = json.loads((out_dir / "deploy" / "metadata.json").read_text())
+    assert list(meta["models"]["policy"]["inputs"]) == ["actor_obs", "state_in"]
+    assert meta["models"]["policy"]["recurrent_state"]["output"] == "state_out"
+    loop = DeployLoop(out_dir / "deploy", goal=(1.0, 0.0))
+    result = loop.run(5, stop_on_fall=False)
+    assert result.steps == 5 and loop.memory.state.any()
 
 
 def test_go2_balance_presets_compose_with_an_lstm_and_a_world_model():

@@ -89,9 +89,9 @@ def contract_readme(meta: dict) -> str:
         lines.append(f"- `{model['file']}`: {inputs} -> `actions` {output}")
         state = model.get("recurrent_state")
         if state:
-            lines.append(f"  Recurrent ({state['cell']}): `{state['output']}` {state['shape']} "
-                         f"(-1: the batch) is fed back as the next step's `{state['input']}`; "
-                         f"{state['reset']}. Layout: {state['layout']}.")
+            lines.append(f"  Recurrent ({state['cell']}; {state['layout']}): `{state['input']}` "
+                         f"and `{state['output']}` {state['shape']} (-1: the batch); "
+                         f"{state['reset']}.")
     lines += ["", "## Observation terms", "", history, ""]
     for group, spec in meta["observation_contract"].items():
         kind = "concatenated" if spec["concatenate"] else "one input per term"

@@ -41,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     source.add_argument("--motion", type=Path, help="motion clip (NPZ): a tracking policy")
     source.add_argument("--command", help="vx,vy,wz held throughout: a locomotion policy")
     source.add_argument("--commands", type=Path, help="velocity schedule (time_s,vx,vy,wz rows)")
-    source.add_argument("--goal", help="x,y metres from the start (world frame): a goal policy")
+    source.add_argument("--goal", help="x,y metres from the start (world frame): a goal policy "
+                        "(a negative x: --goal=-1,2)")
     parser.add_argument("--steps", type=int, default=None,
                         help="control steps (default: the clip, or 500 for velocity commands)")
     parser.add_argument("--encoder", default="g1", help="which policy_<encoder>.onnx to run")

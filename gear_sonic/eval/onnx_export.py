@@ -512,3 +512,36 @@ def _plain_scale(scale):
         return float(scale)
     return [float(v) for v in torch.as_tensor(scale).reshape(-1)]
 
+
+
+# ---------------------------------------------------------------- export of a run
+def export_run(train_cfg, state: Mapping, checkpoint: Path, out_dir: str | Path,
+               device: str = "cpu") -> list[Path]:
+    """+export_onnx_only for a task that neither tracks motions nor follows velocity commands
+    (go2_balance): a 1-env copy of the training env without noise or training-only events,
+    the checkpoint's actor, then the ONNX models + metadata.json in out_dir and the deploy
+    bundle in out_dir/deploy. An MLP or a recurrent actor (state in and out) alike."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from gear_sonic.deploy.bundle import write_deploy_bundle
+    from gear_sonic.eval.evaluate import env_with_actor
+
+    cfg = copy.deepcopy(train_cfg)
+    OmegaConf.set_struct(cfg, False)
+    env_cfg = cfg.manager_env
+    env_cfg.events = {k: v for k, v in (env_cfg.get("events") or {}).items()
+                      if not v.get("train_only")}
+    for group in env_cfg.observations.values():
+        group.enable_corruption = False
+    cfg.num_envs = 1
+    out_dir = Path(out_dir)
+    env, actor = env_with_actor(cfg, state, str(checkpoint), 1, device)
+    try:
+        paths = export_onnx(actor, env.observation_shapes, out_dir,
+                            metadata=metadata_from_env(env))
+        paths += write_deploy_bundle(actor, env, out_dir / "deploy")
+    finally:
+        env.close()
+    return paths

@@ -10,6 +10,7 @@ is h and c joined on the last dim. `state_description` is what metadata.json say
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -96,7 +97,9 @@ def export_recurrent_policy(actor: nn.Module, path: str | Path) -> Path:
     was_training = backbone.training
     backbone.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch warns about LSTM batch sizes unless h0/c0 are inputs: here they are.
+            warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch")
             torch.onnx.export(
                 step, args, str(path), input_names=step.input_names,
                 output_names=[ACTIONS_OUTPUT, STATE_OUTPUT], dynamic_axes=dynamic,
