@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 
 from gear_sonic.checkpoint import load_checkpoint
@@ -87,3 +88,19 @@ def test_go2_contact_sensors_see_feet_standing_and_the_base_lying():
         assert int(mjlab_env.episode_length_buf[0]) == 25
     finally:
         env.close()
+
+
+def test_random_initial_episode_length_spreads_the_first_time_outs():
+    from types import SimpleNamespace
+
+    from gear_sonic.trl.trainer import TRLPPOTrainer
+
+    torch.manual_seed(0)
+    env = SimpleNamespace(episode_length_buf=torch.zeros(512, dtype=torch.long),
+                          max_episode_length=100)
+    TRLPPOTrainer.randomize_episode_lengths(SimpleNamespace(env=env))
+    buf = env.episode_length_buf
+    assert buf.dtype == torch.long and int(buf.min()) >= 0 and int(buf.max()) < 100
+    assert len(torch.unique(buf)) > 50  # spread, not one shared offset
+    with pytest.raises(ValueError, match="random_initial_episode_length"):
+        TRLPPOTrainer.randomize_episode_lengths(SimpleNamespace(env=object()))

@@ -41,6 +41,10 @@ class PPOConfig:
     max_grad_norm: float = 0.1  # applied to the actor and the critic gradients separately
     # Running mean/std of the critic input, updated from every rollout.
     update_critic_normalizer: bool = True
+    # Fresh start only: give every env a random elapsed episode time (rsl_rl's
+    # init_at_random_ep_len), so time-outs, and the episode statistics logged with them, spread
+    # over iterations instead of all envs ending together.
+    random_initial_episode_length: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

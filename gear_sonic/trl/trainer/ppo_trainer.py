@@ -410,6 +410,8 @@ class TRLPPOTrainer:
             # Fresh start: seed the critic's input statistics with the first observations.
             with torch.no_grad():
                 self.critic.update_normalizer(self.env.get_observations(), self._reduce_sum())
+        if self.cfg.random_initial_episode_length and self.iteration == 0:
+            self.randomize_episode_lengths()
         self._call("on_train_start")
         metrics: dict[str, float] = {}
         started, done = time.perf_counter(), 0
@@ -422,6 +424,18 @@ class TRLPPOTrainer:
             self._call("on_iteration_end", self.iteration, metrics)
         self._call("on_train_end")
         return metrics
+
+    def randomize_episode_lengths(self) -> None:
+        """Each env's elapsed steps uniform in [0, max_episode_length): the first time-outs
+        come spread over one episode instead of all at once."""
+        buf = getattr(self.env, "episode_length_buf", None)
+        horizon = int(getattr(self.env, "max_episode_length", 0) or 0)
+        if buf is None or horizon < 1:
+            raise ValueError(
+                "algo.config.random_initial_episode_length=true needs an env with "
+                "episode_length_buf and max_episode_length (a manager env); set it to false"
+            )
+        buf.copy_(torch.randint_like(buf, high=horizon))
 
     def _print_line(self, m: Mapping[str, float], end: int, eta_s: float) -> None:
         get = lambda key: m.get(key, float("nan"))
