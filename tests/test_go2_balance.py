@@ -129,3 +129,5 @@ def test_go2_balance_presets_compose_with_an_lstm_and_a_world_model():
     assert gpu.manager_env.rewards == cpu.manager_env.rewards
     assert cpu.manager_env.events.push.params.initial_speed == 3.0
     assert cpu.manager_env.curriculum.push.params.initial_speed == 3.0
+    assert list(cpu.manager_env.events.push.interval_range_s) == [1.0, 2.0]  # 2-3 per episode
+    assert cpu.manager_env.config.episode_length_s == 4.0
