@@ -100,6 +100,9 @@ def test_other_algorithms_run_through_the_same_entry_point(tmp_path, algo):
 
 
 def test_bad_sb3_input_fails_with_clear_messages(tmp_path):
+    with pytest.raises(ValueError, match="SB3 runs write a local dir only"):
+        run_training(sb3_config(tmp_path, "ppo", "experiment_dir=s3://bucket/run"))
+    assert not any(tmp_path.iterdir())  # nothing written locally by mistake
     with pytest.raises(ValueError, match="sb3.algorithm='dqn'"):
         run_training(sb3_config(tmp_path, "ppo", "sb3.algorithm=dqn"))
     with pytest.raises(ValueError, match="registered gear_sonic tasks"):

@@ -144,7 +144,8 @@ def run_sb3_training(cfg: DictConfig, hydra_files: dict[str, str] | None = None)
     cfg.experiment_dir = str(cfg.experiment_dir)
     if not isinstance(storage.location(cfg.experiment_dir), Path):
         raise ValueError(  # noqa: TRY004 (a config value, reported in one line)
-            f"experiment_dir={cfg.experiment_dir}: SB3 runs write a local dir; use a local path"
+            f"experiment_dir={cfg.experiment_dir}: SB3 runs write a local dir only (object "
+            "storage is for our trainer's runs); set base_dir or experiment_dir to a local path"
         )
     resume = resume_mode(cfg)
     exp_dir = prepare_experiment_dir(cfg, resume, hydra_files or {})
