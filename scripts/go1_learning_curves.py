@@ -5,7 +5,7 @@ rsl_rl (rsl-rl-lib) trains mjlab's own `Mjlab-Velocity-Flat-Unitree-Go1` env thr
 `+exp=manager/locomotion/go1_velocity` (the same task in our YAML, term for term). Both get the same
 env-step budget, num_envs, seed, 24 steps per env, 5 epochs x 4 mini-batches, adaptive learning
 rate (1e-3, KL 0.01), 512-256-128 ELU networks with std 1, and random initial episode lengths
-(mjlab's train script; on both sides, or neither when our trainer lacks the option).
+(mjlab's train script passes init_at_random_ep_len=True).
 
 Both run on our native MuJoCo C backend (`gear_sonic.sim.simulation_backend`), which has no
 ray-cast sensor, so on BOTH sides the foot-height scan is dropped with what reads it: the critic's
@@ -71,14 +71,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def random_start() -> bool:
-    """Random initial episode lengths (mjlab's train script: init_at_random_ep_len=True) on both
-    sides when our trainer has the option, else on neither."""
-    from gear_sonic.trl.trainer.ppo_config import PPOConfig
-
-    return "random_initial_episode_length" in {f.name for f in dataclasses.fields(PPOConfig)}
-
-
 # --------------------------------------------------------------------------- rsl_rl side
 def mjlab_go1_env_cfg(num_envs: int, seed: int):
     """mjlab's flat Go1 task without the foot-height scan and the terms that read it."""
@@ -116,7 +108,7 @@ def train_rsl_rl(args, iterations: int) -> list[dict]:
     wrapped.step(torch.zeros(args.num_envs, env.action_manager.total_action_dim))
     env.reset()
     rows = record_rsl_rl_episodes(runner, args.num_envs)
-    runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=random_start())
+    runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=True)
     env.close()
     return rows
 
@@ -165,7 +157,7 @@ def our_overrides(args, iterations: int, exp_dir: Path) -> list[str]:
         "device=cpu",
         f"experiment_dir={exp_dir}",
         f"algo.config.num_learning_iterations={iterations}",
-        *(["++algo.config.random_initial_episode_length=true"] if random_start() else []),
+        "++algo.config.random_initial_episode_length=true",  # rsl_rl: init_at_random_ep_len
         "manager_env.config.sim.backend=native",
         f"manager_env.config.sim.num_threads={args.sim_threads}",
         f"++manager_env.config.sensors=[{','.join(KEPT_SENSORS)}]",
@@ -251,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{iterations} iterations x {args.num_envs} envs x {STEPS_PER_ENV} steps = "
         f"{iterations * args.num_envs * STEPS_PER_ENV} env-steps per trainer, seed {args.seed}, "
-        f"native backend, no foot-height scan, random initial episode lengths: {random_start()}",
+        "native backend, no foot-height scan, random initial episode lengths",
         flush=True,
     )
     args.out_dir.mkdir(parents=True, exist_ok=True)
