@@ -16,10 +16,11 @@ mean/std); our actor has no normaliser (both normalise the critic's input).
 The curve is the mean return of the episodes that ended in each iteration (carried over when none
 did), measured the same way on both sides. Writes a CSV (env_steps, trainer, iteration,
 mean_episode_reward, mean_episode_length) and a PNG, prints the final values (mean of the last
-5 iterations) and, last, `ratio ours/rsl_rl: X.XX`.
+10 iterations) and, last, `ratio ours/rsl_rl: X.XX`.
 
     python scripts/go1_learning_curves.py [--env-steps 200000] [--num-envs 64] [--seed 0]
     python scripts/go1_learning_curves.py --quick --out-dir /tmp/curves    # smoke test
+    python scripts/go1_learning_curves.py --replot docs/go1_learning_curves.csv  # PNG + finals again
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ STEPS_PER_ENV = 24  # mjlab's Go1 runner and our go1_velocity preset
 DROPPED_REWARDS = ("foot_clearance", "foot_swing_height")
 HEIGHT_SCAN = "foot_height_scan"
 KEPT_SENSORS = ("feet_ground_contact",)
-FINAL_WINDOW = 5  # iterations averaged for the final value
+FINAL_WINDOW = 10  # iterations averaged for the final value (one iteration's episodes are few)
+SMOOTH = 10  # the plot's running mean, in iterations
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch threads for both learners (small MLPs on CPU lose to thread sync)",
     )
     parser.add_argument("--out-dir", type=Path, default=REPO / "docs", help="CSV and PNG go here")
+    parser.add_argument(
+        "--replot", type=Path, default=None, help="redraw the PNG and reprint finals from a CSV"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: 4 envs, 2 iterations per trainer"
     )
@@ -209,6 +214,32 @@ def final_value(rows: list[dict]) -> float:
     return sum(tail) / len(tail) if tail else math.nan
 
 
+def running_mean(values: list[float], window: int) -> list[float]:
+    out = []
+    for i in range(len(values)):
+        seen = [v for v in values[max(0, i - window + 1) : i + 1] if not math.isnan(v)]
+        out.append(sum(seen) / len(seen) if seen else math.nan)
+    return out
+
+
+def read_csv(path: Path) -> dict[str, list[dict]]:
+    curves: dict[str, list[dict]] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            curves.setdefault(row["trainer"], []).append(
+                curve_row(
+                    row["trainer"],
+                    int(row["iteration"]),
+                    int(row["env_steps"]),
+                    {
+                        "return": float(row["mean_episode_reward"]),
+                        "length": float(row["mean_episode_length"]),
+                    },
+                )
+            )
+    return curves
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -222,10 +253,13 @@ def write_plot(curves: dict[str, list[dict]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for name, rows in curves.items():
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for (name, rows), color in zip(curves.items(), ("tab:blue", "tab:orange"), strict=False):
+        steps = [r["env_steps"] for r in rows]
+        values = [r["mean_episode_reward"] for r in rows]
+        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
         ax.plot(
-            [r["env_steps"] for r in rows], [r["mean_episode_reward"] for r in rows], label=name
+            steps, running_mean(values, SMOOTH), color=color, label=f"{name} ({SMOOTH}-it mean)"
         )
     ax.set_xlabel("env steps")
     ax.set_ylabel("mean episode reward")
@@ -239,6 +273,12 @@ def write_plot(curves: dict[str, list[dict]], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.replot is not None:
+        curves = read_csv(args.replot)
+        num_envs = curves["ours"][0]["env_steps"] // STEPS_PER_ENV
+        write_plot(curves, args.replot.with_suffix(".png"), plot_title(num_envs, args.seed))
+        report(curves, {})
+        return 0
     iterations = math.ceil(args.env_steps / (args.num_envs * STEPS_PER_ENV))
     print(
         f"{iterations} iterations x {args.num_envs} envs x {STEPS_PER_ENV} steps = "
@@ -262,21 +302,31 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         torch.set_num_threads(threads_before)
     write_csv(curves["rsl_rl"] + curves["ours"], args.out_dir / "go1_learning_curves.csv")
-    title = (
-        f"mjlab Velocity-Flat-Unitree-Go1, {args.num_envs} envs, seed {args.seed}; native MuJoCo "
-        "backend, foot-height scan and its terms dropped on both sides"
+    plot = args.out_dir / "go1_learning_curves.png"
+    write_plot(curves, plot, plot_title(args.num_envs, args.seed))
+    print(f"wrote {args.out_dir / 'go1_learning_curves.csv'} and {plot.name}")
+    report(curves, seconds)
+    return 0
+
+
+def plot_title(num_envs: int, seed: int) -> str:
+    return (
+        f"mjlab Velocity-Flat-Unitree-Go1: rsl_rl vs ours, {num_envs} envs, seed {seed}\n"
+        "native MuJoCo backend; foot-height scan and its terms dropped on both sides"
     )
-    write_plot(curves, args.out_dir / "go1_learning_curves.png", title)
+
+
+def report(curves: dict[str, list[dict]], seconds: dict[str, float]) -> None:
+    """The final values and, last, the ratio line."""
     finals = {name: final_value(rows) for name, rows in curves.items()}
     for name in ("rsl_rl", "ours"):
         first = curves[name][0]["mean_episode_reward"]
+        wall = f", {seconds[name]:.0f} s wall" if name in seconds else ""
         print(
             f"{name}: mean episode reward {first:.3f} (first iteration) -> {finals[name]:.3f} "
-            f"(mean of last {FINAL_WINDOW}), {seconds[name]:.0f} s wall"
+            f"(mean of the last {FINAL_WINDOW} iterations){wall}"
         )
-    print(f"wrote {args.out_dir / 'go1_learning_curves.csv'} and .png")
     print(f"ratio ours/rsl_rl: {finals['ours'] / finals['rsl_rl']:.2f}")
-    return 0
 
 
 if __name__ == "__main__":
