@@ -107,11 +107,6 @@ def train_rsl_rl(args, iterations: int) -> list[dict]:
     agent.seed = args.seed
     wrapped = RslRlVecEnvWrapper(env, clip_actions=agent.clip_actions)
     runner = MjlabOnPolicyRunner(wrapped, dataclasses.asdict(agent), None, "cpu")
-    # The native backend exposes MuJoCo's fields as tensors on first read; a first read inside
-    # rsl_rl's torch.inference_mode rollout would make an inference tensor it cannot track. One
-    # step outside it reads every field the task's terms use, then the envs start afresh.
-    wrapped.step(torch.zeros(args.num_envs, env.action_manager.total_action_dim))
-    env.reset()
     rows = record_rsl_rl_episodes(runner, args.num_envs)
     runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=True)
     env.close()

@@ -258,3 +258,26 @@ def test_backend_choice():
         resolve_backend("native", "cuda:0")
     with pytest.raises(ValueError, match="manager_env.config.sim.backend"):
         resolve_backend("mujoco", "cpu")
+
+
+def test_fields_first_read_inside_inference_mode_keep_tracking_writes():
+    """rsl_rl steps envs under torch.inference_mode: a field first read there must still carry a
+    version counter, so later writes reach MuJoCo."""
+    import mujoco
+    import torch
+    from mjlab.sim.sim import SimulationCfg
+
+    from gear_sonic.sim.native import NativeSimulation
+
+    model = mujoco.MjModel.from_xml_string(
+        "<mujoco><worldbody><body><joint name='j' type='slide'/><geom size='0.1'/></body></worldbody>"
+        "<actuator><motor joint='j'/></actuator></mujoco>"
+    )
+    sim = NativeSimulation(2, SimulationCfg(), model, num_threads=1)
+    with torch.inference_mode():
+        ctrl = sim.data.ctrl
+        mass = sim.model.body_mass
+        ctrl[1] = 3.0
+        sim.step()
+    assert not ctrl.is_inference() and not mass.is_inference()
+    assert sim.world_datas[0].ctrl[0] == 0.0 and sim.world_datas[1].ctrl[0] == 3.0

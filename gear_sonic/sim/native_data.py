@@ -97,7 +97,8 @@ class NativeData:
                 raise UnsupportedFieldError("data", name)
             views = [view[None] for view in views]
         batch = np.zeros((len(self._datas), *spec.shape), dtype=spec.dtype)
-        tensor = torch.from_numpy(batch)
+        with torch.inference_mode(False):  # first access may come inside a rollout's inference mode
+            tensor = torch.from_numpy(batch)  # an inference tensor would have no version counter
         field = _DataField(spec, batch, tensor, views, tensor._version)
         field.copy_out(self._datas, 0, len(self._datas))
         self._fields[name] = field

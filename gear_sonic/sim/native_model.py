@@ -104,12 +104,13 @@ class NativeModel:
 
     def _track(self, spec: FieldSpec) -> _ModelField:
         value = self._read(self._base, spec).astype(spec.dtype)
-        if spec.batched:
-            batch = value[None].copy()
-            tensor = torch.from_numpy(batch).expand(self._nworld, *spec.shape)
-        else:
-            batch = value.copy()
-            tensor = torch.from_numpy(batch)
+        with torch.inference_mode(False):  # a version counter even when first read in inference mode
+            if spec.batched:
+                batch = value[None].copy()
+                tensor = torch.from_numpy(batch).expand(self._nworld, *spec.shape)
+            else:
+                batch = value.copy()
+                tensor = torch.from_numpy(batch)
         tracked = _ModelField(spec, batch, tensor, version=tensor._version)
         self._fields[spec.name] = tracked
         return tracked
@@ -134,7 +135,8 @@ class NativeModel:
         if not tracked.spec.batched or any(view is None for view in views):
             raise UnsupportedFieldError("model", f"{name} (per-world values)")
         batch = np.repeat(tracked.batch, self._nworld, axis=0)
-        tensor = torch.from_numpy(batch)
+        with torch.inference_mode(False):
+            tensor = torch.from_numpy(batch)
         tracked.batch, tracked.tensor, tracked.version = batch, tensor, tensor._version
         tracked.expanded, tracked.shadow, tracked.model_views = True, batch.copy(), views
         template = self._read(self._base, tracked.spec)
