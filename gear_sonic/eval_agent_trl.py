@@ -215,16 +215,12 @@ def worst_clips(metrics: dict, count: int) -> list[str]:
 def run_extra(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: dict) -> Path:
     """ONNX export, or videos of the worst clips of an earlier metrics_eval.json."""
     if cfg.get("export_onnx_only"):
-        from gear_sonic.deploy.bundle import write_deploy_bundle
-        from gear_sonic.eval.onnx_export import export_onnx, metadata_from_env
+        from gear_sonic.eval.onnx_export import export_env_actor
 
         out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else checkpoint.parent / "onnx"
         env, actor = _eval_env_and_actor(cfg, train_cfg, checkpoint, state)
         try:
-            paths = export_onnx(actor, env.observation_shapes, out_dir,
-                                metadata=metadata_from_env(env))
-            # deploy/: what gear_sonic/deploy/run_policy.py runs as is (+ robot.mjb, README.md)
-            paths += write_deploy_bundle(actor, env, out_dir / "deploy")
+            paths = export_env_actor(actor, env, out_dir)
         finally:
             env.close()
         print(f"wrote {len(paths)} files to {out_dir}")

@@ -374,14 +374,12 @@ def render_worst(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state
 
 def export_policy(cfg: DictConfig, train_cfg: DictConfig, checkpoint: Path, state: dict) -> Path:
     """+export_onnx_only=true: the ONNX policy, metadata.json and deploy/ (onnx_export.py)."""
-    from gear_sonic.deploy.bundle import write_deploy_bundle
-    from gear_sonic.eval.onnx_export import export_onnx, metadata_from_env
+    from gear_sonic.eval.onnx_export import export_env_actor
 
     out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else checkpoint.parent / "onnx"
     env, actor = build_env_and_actor(train_cfg, state, str(checkpoint), 1, str(cfg.device))
     try:
-        paths = export_onnx(actor, env.observation_shapes, out_dir, metadata=metadata_from_env(env))
-        paths += write_deploy_bundle(actor, env, out_dir / "deploy")
+        paths = export_env_actor(actor, env, out_dir)
     except TypeError as err:  # an exporter that does not know this actor yet
         raise ValueError(f"+export_onnx_only: {checkpoint}: {err}") from None
     finally:

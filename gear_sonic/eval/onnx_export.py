@@ -525,7 +525,6 @@ def export_run(train_cfg, state: Mapping, checkpoint: Path, out_dir: str | Path,
 
     from omegaconf import OmegaConf
 
-    from gear_sonic.deploy.bundle import write_deploy_bundle
     from gear_sonic.eval.evaluate import env_with_actor
 
     cfg = copy.deepcopy(train_cfg)
@@ -539,9 +538,15 @@ def export_run(train_cfg, state: Mapping, checkpoint: Path, out_dir: str | Path,
     out_dir = Path(out_dir)
     env, actor = env_with_actor(cfg, state, str(checkpoint), 1, device)
     try:
-        paths = export_onnx(actor, env.observation_shapes, out_dir,
-                            metadata=metadata_from_env(env))
-        paths += write_deploy_bundle(actor, env, out_dir / "deploy")
+        return export_env_actor(actor, env, out_dir)
     finally:
         env.close()
-    return paths
+
+
+def export_env_actor(actor, env, out_dir: Path) -> list[Path]:
+    """The actor's ONNX models + metadata.json in out_dir, and in out_dir/deploy the bundle that
+    gear_sonic/deploy/run_policy.py runs as is (+ robot.mjb, README.md)."""
+    from gear_sonic.deploy.bundle import write_deploy_bundle
+
+    paths = export_onnx(actor, env.observation_shapes, out_dir, metadata=metadata_from_env(env))
+    return paths + write_deploy_bundle(actor, env, out_dir / "deploy")
