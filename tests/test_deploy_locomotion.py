@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -17,6 +16,7 @@ from gear_sonic.envs import create_manager_env
 from gear_sonic.eval.locomotion import hold_commands
 from gear_sonic.trl.builders import build_policy_and_value
 from tests.conftest import REPO_ROOT, compose_config
+from tests.deploy_contract import worst_actor_obs_gap
 
 pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -e .[test]")
 
@@ -72,18 +72,7 @@ def test_observation_contract_matches_env(go2_bundle):
     loop.start()
     env.reset()
     obs = hold_commands(env, torch.tensor([COMMAND]))
-    generator = torch.Generator().manual_seed(1)
-    worst = 0.0
-    for step in range(8):
-        sim = env.env.sim.data
-        loop.robot.set_state(sim.qpos[0].cpu().numpy(), sim.qvel[0].cpu().numpy())
-        deploy = loop.observe()["actor_obs"]
-        worst = max(worst, float(np.abs(deploy - obs["actor_obs"].numpy()).max()))
-        action = 0.3 * torch.randn(1, env.num_actions, generator=generator)
-        obs, _, done, _ = env.step(action)
-        assert not bool(done[0]), f"the env reset at step {step}"
-        loop.last_action[:] = action[0].numpy()
-        loop.frame += 1
+    worst = worst_actor_obs_gap(env, loop, obs, steps=8)
     print(f"go2 actor_obs max abs difference {worst:.1e}")
     assert worst <= CONTRACT_TOLERANCE
 

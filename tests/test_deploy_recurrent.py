@@ -13,6 +13,7 @@ import torch
 from gear_sonic.envs import create_manager_env
 from gear_sonic.trl.builders import build_policy_and_value
 from tests.conftest import compose_config
+from tests.deploy_contract import worst_actor_obs_gap
 
 pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -e .[test]")
 
@@ -76,18 +77,7 @@ def test_goal_observation_matches_env(balance_bundle):
     loop.goal_w = robot.data.root_link_pos_w[0, :2].numpy() + np.array(GOAL)
     obs, *_ = env.step(torch.zeros(1, env.num_actions))  # observations with the new goal
     loop.frame += 1
-    generator = torch.Generator().manual_seed(1)
-    worst = 0.0
-    for step in range(6):
-        sim = env.env.sim.data
-        loop.robot.set_state(sim.qpos[0].cpu().numpy(), sim.qvel[0].cpu().numpy())
-        deploy = loop.observe()["actor_obs"]
-        worst = max(worst, float(np.abs(deploy - obs["actor_obs"].numpy()).max()))
-        action = 0.3 * torch.randn(1, env.num_actions, generator=generator)
-        obs, _, done, _ = env.step(action)
-        assert not bool(done[0]), f"the env reset at step {step}"
-        loop.last_action[:] = action[0].numpy()
-        loop.frame += 1
+    worst = worst_actor_obs_gap(env, loop, obs, steps=6)
     assert worst <= TOLERANCE, worst
 
 
