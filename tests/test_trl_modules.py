@@ -393,6 +393,27 @@ def test_critic_normalizer_updates_and_clips():
     assert critic.normalizer(obs["critic_obs"] * 1e3).abs().max() == 5.0
 
 
+def test_mlp_backbone_input_normalizer_is_updated_only_on_request():
+    from gear_sonic.trl.modules.mlp_backbone import mlp_backbone
+
+    backbone = mlp_backbone(OBS_SHAPES, NUM_ACTIONS, hidden_dims=[16], normalize_input=True)
+    plain = mlp_backbone(OBS_SHAPES, NUM_ACTIONS, hidden_dims=[16])
+    assert plain.normalizer is None and "normalizer.mean" in backbone.state_dict()
+    obs = make_obs()
+    raw = obs["actor_obs"]
+    before = backbone(obs)
+    obs_seq = {"actor_obs": (raw * 3 + 7).reshape(2, 3, -1)}  # (steps, envs, dim) as in storage
+    backbone.update_normalizer(obs_seq)
+    assert torch.allclose(backbone.normalizer.mean, (raw * 3 + 7).mean(0), atol=1e-4)
+    assert backbone.normalizer.count.item() == 6
+    # The forward pass itself never moves the statistics, and it does normalise.
+    shifted = {"actor_obs": raw * 3 + 7}
+    out = backbone(shifted)
+    assert backbone.normalizer.count.item() == 6 and not torch.allclose(out, before)
+    expected = backbone.mlp(backbone.normalizer((raw * 3 + 7)))
+    assert torch.allclose(out, expected)
+
+
 # ---------------------------------------------------------------- configs
 def _load(path: str):
     return OmegaConf.load(CONFIG_DIR / path)

@@ -337,6 +337,24 @@ class TRLPPOTrainer:
             metrics.update(usage_fn(torch.cat(codes)))
         return metrics
 
+    # ---------------------------------------------------------------- input normalisers
+    def _input_normalizer_updaters(self) -> list:
+        """update_normalizer of the critic (if cfg.update_critic_normalizer) and of an actor
+        backbone that normalises its input (actor_critic.actor.backbone.normalize_input)."""
+        updaters = []
+        if self.cfg.update_critic_normalizer and getattr(self.critic, "normalizer", None) is not None:
+            updaters.append(self.critic)
+        if getattr(self.actor.backbone, "normalizer", None) is not None:
+            updaters.append(self.actor.backbone)
+        return updaters
+
+    def _fresh_input_normalizers(self) -> bool:
+        return any(module.normalizer.count == 0 for module in self._input_normalizer_updaters())
+
+    def _update_input_normalizers(self, obs) -> None:
+        for module in self._input_normalizer_updaters():
+            module.update_normalizer(obs, self._reduce_sum())
+
     # ---------------------------------------------------------------- iterations
     def run_iteration(self) -> dict[str, float]:
         cfg = self.cfg
@@ -357,9 +375,8 @@ class TRLPPOTrainer:
             if cfg.normalize_advantages:
                 self._normalize_advantages()
             metrics.update(self.update())
-            if cfg.update_critic_normalizer:
-                # After the update, so one iteration's values all share one normalisation.
-                self.critic.update_normalizer(self.storage.obs, self._reduce_sum())
+            # After the update, so one iteration's values and log-probs share one normalisation.
+            self._update_input_normalizers(self.storage.obs)
             if self.world_model is not None:
                 metrics.update(self.world_model.learn(self.storage))
         learn_s = time.perf_counter() - start - collect_s
@@ -405,11 +422,10 @@ class TRLPPOTrainer:
         on from `self.iteration`. Returns the last iteration's metrics."""
         num = self.cfg.num_learning_iterations if num_iterations is None else int(num_iterations)
         end = self.iteration + num
-        normalizer = getattr(self.critic, "normalizer", None)
-        if self.cfg.update_critic_normalizer and normalizer is not None and normalizer.count == 0:
-            # Fresh start: seed the critic's input statistics with the first observations.
+        if self._fresh_input_normalizers():
+            # Fresh start: seed the input statistics with the first observations.
             with torch.no_grad():
-                self.critic.update_normalizer(self.env.get_observations(), self._reduce_sum())
+                self._update_input_normalizers(self.env.get_observations())
         if self.cfg.random_initial_episode_length and self.iteration == 0:
             self.randomize_episode_lengths()
         self._call("on_train_start")
