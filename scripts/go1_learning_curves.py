@@ -10,8 +10,7 @@ rate (1e-3, KL 0.01), 512-256-128 ELU networks with std 1, and random initial ep
 Both run on our native MuJoCo C backend (`gear_sonic.sim.simulation_backend`), which has no
 ray-cast sensor, so on BOTH sides the foot-height scan is dropped with what reads it: the critic's
 `foot_height` observation and the `foot_clearance` (-2.0) and `foot_swing_height` (-0.25) rewards.
-Everything else is mjlab's task. Known difference: rsl_rl normalises the actor's input (running
-mean/std); our actor has no normaliser (both normalise the critic's input).
+Everything else is mjlab's task. Both normalise actor and critic inputs with running statistics.
 
 The curve is the mean return of the episodes that ended in each iteration (carried over when none
 did), measured the same way on both sides. Writes a CSV (env_steps, trainer, iteration,
