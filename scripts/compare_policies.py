@@ -28,7 +28,7 @@ def evaluate_file(path: Path, args) -> dict:
     from omegaconf import OmegaConf
 
     from gear_sonic.eval.evaluate import load_actor_checkpoint
-    from gear_sonic.eval.locomotion import evaluate_locomotion, is_locomotion
+    from gear_sonic.eval.locomotion import evaluate_locomotion, is_locomotion, run_eval_commands
     from gear_sonic.eval_agent_trl import find_train_config
 
     if not path.is_file():
@@ -43,10 +43,20 @@ def evaluate_file(path: Path, args) -> dict:
         str(path),
         num_envs=args.num_envs,
         device=args.device,
-        commands=args.commands,
+        commands=run_eval_commands(args.commands, args.teacher_cfg),
         duration_s=args.duration_s,
         seed=args.seed,
     )
+
+
+def teacher_train_config(path: Path):
+    from omegaconf import OmegaConf
+
+    from gear_sonic.eval_agent_trl import find_train_config
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    return OmegaConf.load(find_train_config(path))
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -61,10 +71,12 @@ def main(argv: list[str] | None = None) -> float:
         "--commands",
         type=json.loads,
         default=None,
-        help="JSON list of [v_x, v_y, yaw_rate] triples (default: the 8 of "
-        "gear_sonic/eval/locomotion.py)",
+        help="JSON list of [v_x, v_y, yaw_rate] triples (default: the teacher run's "
+        "eval_commands, else the 8 of gear_sonic/eval/locomotion.py)",
     )
     args = parser.parse_args(argv)
+    # Both policies play the teacher run's sweep (its eval_commands) unless --commands is given.
+    args.teacher_cfg = teacher_train_config(args.teacher)
     results = {}
     for role in ("teacher", "student"):
         path = getattr(args, role)

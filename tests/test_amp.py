@@ -150,6 +150,41 @@ def test_env_and_clip_features_agree_on_a_kinematically_replayed_clip(amp_traine
     trainer.env.reset()
 
 
+def test_reference_state_init_puts_envs_on_clip_frames_at_their_origins(amp_trainer):
+    from types import SimpleNamespace
+
+    from gear_sonic.envs.manager_env.mdp.amp_events import reset_to_clip_frames
+
+    mj_env = amp_trainer.env.env
+    robot = mj_env.scene["robot"]
+    params = {"motion_file": str(SAMPLE_MOTIONS), "clips": ["walk_forward_*"], "share": 1.0}
+    term = reset_to_clip_frames(SimpleNamespace(params=params), mj_env)
+    assert term.motion.keys and all(k.startswith("walk_forward_") for k in term.motion.keys)
+    env_ids = torch.arange(mj_env.num_envs)
+    term(mj_env, env_ids, **params)
+    mj_env.sim.forward()
+    root = robot.data.root_link_pose_w
+    assert torch.allclose(root[:, :2], mj_env.scene.env_origins[:, :2], atol=1e-5)
+    # Every env now holds exactly some frame of the chosen clips (joints, root height, rotation).
+    motion = term.motion
+    slots = torch.repeat_interleave(torch.arange(motion.num_clips), motion.clip_num_frames)
+    frames = torch.cat([torch.arange(int(n)) for n in motion.clip_num_frames])
+    every = motion.state_at_frames(slots, frames)
+    for env in range(mj_env.num_envs):
+        gap = (every.joint_pos - robot.data.joint_pos[env]).abs().amax(-1)
+        best = int(gap.argmin())
+        assert gap[best] < 1e-4
+        assert abs(float(every.body_pos_w[best, 0, 2] - root[env, 2])) < 1e-4
+        torch.testing.assert_close(every.joint_vel[best], robot.data.joint_vel[env], atol=1e-4, rtol=0)
+    # share 0 leaves every env where it was.
+    before = robot.data.joint_pos.clone()
+    term.share = 0.0
+    term(mj_env, env_ids, **params)
+    mj_env.sim.forward()
+    assert torch.equal(robot.data.joint_pos, before)
+    amp_trainer.env.reset()
+
+
 def test_style_rewards_come_from_the_discriminator_of_the_rollout(amp_trainer):
     trainer = amp_trainer
     before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}

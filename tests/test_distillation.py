@@ -151,3 +151,18 @@ def test_student_run_writes_its_files_resumes_and_its_dagger_loss_falls(
     mse = [float(r["distill/action_mse"]) for r in rows]
     assert mse[2] < 0.5 * mse[0], mse
     assert load_checkpoint(exp_dir / "last.pt")["iteration"] == 3
+
+
+def test_compare_policies_plays_both_on_the_teacher_runs_sweep(tmp_path, capsys, teacher_checkpoint):
+    from scripts.compare_policies import main as compare_main
+
+    overrides = (STUDENT_CPU, *TINY_STUDENT, "algo.config.num_learning_iterations=1",
+                 "manager_env.config.episode_length_s=0.1", f"experiment_dir={tmp_path / 'exp'}")
+    cfg = compose_config(*overrides, f"+teacher_checkpoint={teacher_checkpoint}")
+    exp_dir = run_training(cfg)
+    last = str(exp_dir / "last.pt")
+    ratio = compare_main([last, last, "--num-envs", "2", "--duration-s", "0.2"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "ratio student/teacher: 1.00" and ratio == pytest.approx(1.0)
+    roles = [line.split(":")[0] for line in out if line.startswith(("teacher:", "student:"))]
+    assert roles == ["teacher", "student"]

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gear_sonic.checkpoint import save_checkpoint
-from gear_sonic.eval.locomotion import is_locomotion, parse_commands
+from gear_sonic.eval.locomotion import is_locomotion, parse_commands, run_eval_commands
 from gear_sonic.eval_agent_trl import run_eval
 from gear_sonic.trl.builders import build_policy_and_value
 from tests.conftest import CONFIG_DIR, compose_config
@@ -50,6 +50,12 @@ def test_sweep_parsing_and_task_detection():
     assert parse_commands([[1, 0, 0]]) == [(1.0, 0.0, 0.0)]
     with pytest.raises(ValueError, match=r"\+\+eval_commands=.*\[v_x, v_y, yaw_rate\]"):
         parse_commands([[1, 0]])
+    # The CPU demo names its own (forward-walking) sweep; ++eval_commands still wins.
+    cpu_run = compose_config(GO2_CPU)
+    own = parse_commands(run_eval_commands(None, cpu_run))
+    assert own[0] == (0.0, 0.0, 0.0) and all(vy == 0 and wz == 0 for _, vy, wz in own)
+    assert parse_commands(run_eval_commands([[0, 0, 0.5]], cpu_run)) == [(0.0, 0.0, 0.5)]
+    assert run_eval_commands(None, compose_config("+exp=manager/locomotion/go2_velocity")) is None
 
 
 def test_eval_writes_locomotion_metrics_and_videos(go2_checkpoint):

@@ -67,6 +67,12 @@ def parse_commands(value) -> list[tuple[float, float, float]]:
     return [tuple(float(x) for x in c) for c in raw]
 
 
+def run_eval_commands(override, train_cfg: DictConfig):
+    """The sweep to play: `++eval_commands` if given, else the run's own `eval_commands` (a preset
+    trained on a narrower command set names its sweep, e.g. go2_velocity_cpu), else the default."""
+    return override if override is not None else train_cfg.get("eval_commands")
+
+
 def command_name(command: Sequence[float]) -> str:
     vx, vy, wz = command
     return f"vx{vx:+.2f}_vy{vy:+.2f}_wz{wz:+.2f}"
@@ -338,7 +344,7 @@ def run_locomotion_eval(
         str(checkpoint),
         num_envs=int(cfg.num_envs),
         device=str(cfg.device),
-        commands=cfg.get("eval_commands"),
+        commands=run_eval_commands(cfg.get("eval_commands"), train_cfg),
         duration_s=cfg.get("eval_duration_s"),
         seed=int(cfg.get("seed", 0) or 0),
     )
