@@ -77,10 +77,17 @@ def test_unknown_robot_lists_the_known_ones():
 
 
 def test_go2_preset_builds_an_env_cfg_with_the_velocity_command():
+    gpu = build_env_cfg(compose_config("+exp=manager/locomotion/go2_velocity").manager_env, 2)
+    twist = gpu.commands["twist"]
+    assert twist.rel_standing_envs == 0.1 and twist.ranges.lin_vel_x == (-1.0, 1.0)
+    assert twist.heading_command and twist.ranges.lin_vel_y == (-1.0, 1.0)
+    # The CPU demo walks forward only (config/locomotion_cpu/forward_walking.yaml).
     cfg = compose_config(GO2_PRESET)
     env_cfg = build_env_cfg(cfg.manager_env, num_envs=2)
-    twist = env_cfg.commands["twist"]
-    assert twist.rel_standing_envs == 0.1 and twist.ranges.lin_vel_x == (-1.0, 1.0)
+    forward = env_cfg.commands["twist"]
+    assert forward.rel_standing_envs == 0.0 and not forward.heading_command
+    assert forward.ranges.lin_vel_x == (0.0, 1.0) and forward.ranges.lin_vel_y == (0.0, 0.0)
+    assert forward.ranges.ang_vel_z == (0.0, 0.0) and forward.ranges.heading is None
     assert {"feet_ground_contact", "base_contact", "undesired_contacts"} <= {
         s.name for s in env_cfg.scene.sensors
     }
