@@ -18,6 +18,8 @@ import torch
 from gear_sonic.trl.modules.base_module import BaseModule
 from gear_sonic.trl.modules.normalization import RunningMeanStd
 
+ReduceFn = Callable[[torch.Tensor], torch.Tensor] | None
+
 
 class MLPBackbone(BaseModule):
     """BaseModule over whole observation groups, with an optional input normaliser."""
@@ -34,12 +36,9 @@ class MLPBackbone(BaseModule):
         return joined if self.normalizer is None else self.normalizer(joined)
 
     @torch.no_grad()
-    def update_normalizer(
-        self,
-        obs: Mapping[str, torch.Tensor],
-        all_reduce_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> None:
-        """Merge these observations (the env's group dict, any leading batch dims) into the stats."""
+    def update_normalizer(self, obs: Mapping[str, torch.Tensor], all_reduce_fn: ReduceFn = None):
+        """Merge these observations (the env's group dict, any leading batch dims) into the stats;
+        `all_reduce_fn` sums the batch moments over processes (see RunningMeanStd.update)."""
         if self.normalizer is not None:
             self.normalizer.update(BaseModule.concat_terms(self, obs), all_reduce_fn)
 

@@ -17,7 +17,7 @@ from mjlab.managers import ManagerTermBase
 from gear_sonic.utils.motion_lib import MotionLib
 
 
-class reset_to_clip_frames(ManagerTermBase):  # noqa: N801 (mjlab term names are snake_case)
+class reset_to_clip_frames(ManagerTermBase):  # snake_case like the mjlab terms it sits beside
     """Event (mode "reset"): params motion_file, clips (shell patterns on clip keys), share."""
 
     def __init__(self, cfg, env):
