@@ -410,7 +410,7 @@ def test_mlp_backbone_input_normalizer_is_updated_only_on_request():
     shifted = {"actor_obs": raw * 3 + 7}
     out = backbone(shifted)
     assert backbone.normalizer.count.item() == 6 and not torch.allclose(out, before)
-    expected = backbone.mlp(backbone.normalizer((raw * 3 + 7)))
+    expected = backbone.mlp(backbone.normalizer(raw * 3 + 7))
     assert torch.allclose(out, expected)
 
 
