@@ -24,16 +24,21 @@ if str(REPO_ROOT) not in sys.path:
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-def evaluate_file(path: Path, args) -> dict:
+def train_config(path: Path):
+    """The config.yaml of the run a checkpoint belongs to (beside it or one folder up)."""
     from omegaconf import OmegaConf
 
-    from gear_sonic.eval.evaluate import load_actor_checkpoint
-    from gear_sonic.eval.locomotion import evaluate_locomotion, is_locomotion, run_eval_commands
     from gear_sonic.eval_agent_trl import find_train_config
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    train_cfg = OmegaConf.load(find_train_config(path))
+    return OmegaConf.load(find_train_config(path))
+
+
+def evaluate_file(path: Path, train_cfg, commands, args) -> dict:
+    from gear_sonic.eval.evaluate import load_actor_checkpoint
+    from gear_sonic.eval.locomotion import evaluate_locomotion, is_locomotion
+
     if not is_locomotion(train_cfg):
         raise ValueError(f"{path}: its run is not a velocity-tracking (locomotion) task")
     state = load_actor_checkpoint(path)
@@ -43,20 +48,10 @@ def evaluate_file(path: Path, args) -> dict:
         str(path),
         num_envs=args.num_envs,
         device=args.device,
-        commands=run_eval_commands(args.commands, args.teacher_cfg),
+        commands=commands,
         duration_s=args.duration_s,
         seed=args.seed,
     )
-
-
-def teacher_train_config(path: Path):
-    from omegaconf import OmegaConf
-
-    from gear_sonic.eval_agent_trl import find_train_config
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    return OmegaConf.load(find_train_config(path))
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -75,12 +70,15 @@ def main(argv: list[str] | None = None) -> float:
         "eval_commands, else the 8 of gear_sonic/eval/locomotion.py)",
     )
     args = parser.parse_args(argv)
+    from gear_sonic.eval.locomotion import run_eval_commands
+
+    configs = {role: train_config(getattr(args, role)) for role in ("teacher", "student")}
     # Both policies play the teacher run's sweep (its eval_commands) unless --commands is given.
-    args.teacher_cfg = teacher_train_config(args.teacher)
+    commands = run_eval_commands(args.commands, configs["teacher"])
     results = {}
     for role in ("teacher", "student"):
         path = getattr(args, role)
-        agg = evaluate_file(path, args)["aggregate"]
+        agg = evaluate_file(path, configs[role], commands, args)["aggregate"]
         results[role] = agg
         print(
             f"{role}: tracking reward {agg['tracking_reward']:.3f} | lin vel error "

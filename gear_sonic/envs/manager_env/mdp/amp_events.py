@@ -27,10 +27,11 @@ class reset_to_clip_frames(ManagerTermBase):  # snake_case like the mjlab terms 
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"events.reset_to_clip_frames.params.share must be in [0, 1], got {share}")
         self.share = share
-        self.robot = env.scene[params.get("entity_name", "robot")]
+        entity_name = params.get("entity_name", "robot")
+        self.robot = env.scene[entity_name]
         patterns = list(params.get("clips", ["*"]))
-        entity_cfg = env.cfg.scene.entities[params.get("entity_name", "robot")]
-        robot_model = entity_cfg.spec_fn().compile()  # the bare robot, free joint first
+        # The bare robot (free joint first) for the clips' forward kinematics.
+        robot_model = env.cfg.scene.entities[entity_name].spec_fn().compile()
         root_body = robot_model.body(1).name
         self.motion = MotionLib(
             params["motion_file"],
