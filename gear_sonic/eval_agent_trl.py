@@ -13,8 +13,9 @@ to `<experiment dir>/eval/step_<iteration>/`, others beside it (`.../enc-teleop/
     ++use_encoder=teleop    force one encoder path (g1 | teleop | smpl)
     ++metrics_file=PATH     render the worst ++num_render_videos clips of that file
                             into <output_dir>/videos (640x480: ++render_width, ++render_height)
-    ++eval_commands=[[vx,vy,wz],...]  locomotion runs: the command sweep (default: 8 commands,
-                            gear_sonic/eval/locomotion.py); ++eval_duration_s=S per command
+    ++eval_commands=[[vx,vy,wz],...]  locomotion runs: the command sweep (default: the run's own
+                            eval_commands, else 8 commands of gear_sonic/eval/locomotion.py);
+                            ++eval_duration_s=S per command
     +export_onnx_only=true  write the ONNX policy instead of evaluating, and a deploy/
                             folder that gear_sonic/deploy/run_policy.py runs as is
     ++overwrite=true        replace an existing metrics_eval.json
