@@ -16,10 +16,12 @@ from torch import nn
 from gear_sonic.checkpoint import CheckpointError
 from gear_sonic.envs import create_manager_env
 from gear_sonic.envs.manager_env.mdp.amp_features import (
+    AMPFeatureError,
     AMPFeatureSpec,
     clip_frame_state,
     env_frame_state,
     frame_features,
+    per_feature,
     stack_windows,
 )
 from gear_sonic.train_agent_trl import run_training
@@ -106,6 +108,16 @@ def test_clip_lacking_foot_bodies_is_named_with_the_feature():
         clip_frame_state(clip, AMPFeatureSpec(), joints, 50.0)
 
 
+def test_per_term_std_floors_cover_each_term_over_the_window():
+    spec = AMPFeatureSpec(terms=("joint_pos", "root_height", "foot_contacts"), window=2)
+    floors = per_feature({"joint_pos": 0.1, "root_height": 0.05, "foot_contacts": 0.2}, spec, 3)
+    frame = [0.1, 0.1, 0.1, 0.05, 0.2, 0.2]
+    assert torch.allclose(floors, torch.tensor(frame * 2))
+    assert torch.equal(per_feature(0.5, spec, 3), torch.full((12,), 0.5))
+    with pytest.raises(AMPFeatureError, match=r"lack the feature terms \['foot_contacts'\]"):
+        per_feature({"joint_pos": 0.1, "root_height": 0.05}, spec, 3)
+
+
 def test_windows_stack_consecutive_frames_oldest_first():
     frames = torch.arange(5.0).reshape(5, 1)
     assert stack_windows(frames, 3).tolist() == [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
@@ -183,6 +195,15 @@ def test_reference_state_init_puts_envs_on_clip_frames_at_their_origins(amp_trai
     mj_env.sim.forward()
     assert torch.equal(robot.data.joint_pos, before)
     amp_trainer.env.reset()
+
+
+def test_expert_std_is_floored_per_term(amp_trainer):
+    trainer = amp_trainer
+    joints = trainer.env.num_actions  # the G1's 29 joints, all actuated
+    floor = per_feature(trainer.amp.norm_std_min, trainer.amp.features, joints)
+    assert isinstance(trainer.amp.norm_std_min, dict)  # the preset floors each term
+    assert torch.equal(trainer.norm_std, torch.maximum(trainer.expert.std(0), floor))
+    assert (trainer.norm_std > trainer.expert.std(0)).any()  # the clips hold some DOFs still
 
 
 def test_style_rewards_come_from_the_discriminator_of_the_rollout(amp_trainer):

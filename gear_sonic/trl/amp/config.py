@@ -27,7 +27,9 @@ class AMPSettings:
     batch_size: int = 512  # per side (expert and policy)
     replay_capacity: int = 100_000
     historical_share: float = 0.5  # share of policy samples drawn from the replay buffer
-    norm_std_min: float = 0.05  # floor of the expert std used to normalise
+    # Floor of the expert std used to normalise: one number, or {term: floor} in each term's units
+    # (a DOF the clips hold still would otherwise let D tell any motion of it from the clips).
+    norm_std_min: float | dict = 0.05
     action_filter_alpha: float = 1.0  # a <- alpha * a + (1 - alpha) * a_prev; 1 = no filter
     contact_sensor: str = "feet_contact"
 
@@ -72,6 +74,8 @@ def settings_from_mapping(values: Mapping) -> AMPSettings:
     for key in ("terms", "foot_bodies"):
         if key in feature_values:
             feature_values[key] = tuple(feature_values[key])
+    if isinstance(values.get("norm_std_min"), Mapping):
+        values["norm_std_min"] = {str(k): float(v) for k, v in values["norm_std_min"].items()}
     for key in ("clips", "hidden_dims"):
         if key in values:
             items = values[key]

@@ -20,7 +20,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from gear_sonic.checkpoint import CheckpointError, load_module_state
-from gear_sonic.envs.manager_env.mdp.amp_features import expert_features
+from gear_sonic.envs.manager_env.mdp.amp_features import expert_features, per_feature
 from gear_sonic.trl.amp.config import AMPSettings, settings_from_mapping
 from gear_sonic.trl.amp.env_recorder import AMPEnvRecorder
 from gear_sonic.trl.amp.replay_buffer import PolicyReplayBuffer
@@ -56,8 +56,8 @@ class AMPTrainer(TRLPPOTrainer):
             recorder, actor, critic, cfg, accelerator, callbacks, experiment_dir, logger
         )
         self.amp_env = recorder
+        joints = list(env.env.scene["robot"].joint_names)
         if expert is None:  # tests may hand in expert windows directly
-            joints = list(env.env.scene["robot"].joint_names)
             expert, keys = expert_features(
                 self.amp.motion_file, self.amp.clips, spec, joints, 1.0 / env.step_dt
             )
@@ -71,7 +71,8 @@ class AMPTrainer(TRLPPOTrainer):
             )
         self.expert = expert.to(self.device).float()
         self.norm_mean = self.expert.mean(0)
-        self.norm_std = self.expert.std(0).clamp_min(self.amp.norm_std_min)
+        floor = per_feature(self.amp.norm_std_min, spec, len(joints)).to(self.device)
+        self.norm_std = torch.maximum(self.expert.std(0), floor)
         self.discriminator = Discriminator(
             recorder.feature_dim, self.amp.hidden_dims, self.amp.spectral_norm, self.amp.layer_norm
         ).to(self.device)

@@ -92,6 +92,24 @@ def frame_width(spec: AMPFeatureSpec, num_joints: int) -> int:
     return sum(num_joints if TERM_WIDTHS[t] is None else TERM_WIDTHS[t] for t in spec.terms)
 
 
+def per_feature(values: float | dict, spec: AMPFeatureSpec, num_joints: int) -> torch.Tensor:
+    """(k * F,) one value per feature of a window, from one number or a {term: number} map (each
+    configured term needs an entry)."""
+    if not isinstance(values, dict):
+        return torch.full((spec.window * frame_width(spec, num_joints),), float(values))
+    missing = [t for t in spec.terms if t not in values]
+    if missing:
+        raise AMPFeatureError(
+            f"per-term values {sorted(values)} lack the feature terms {missing}; give every term "
+            "of amp.features.terms a value (or one number for all)"
+        )
+    frame = [
+        torch.full((num_joints if TERM_WIDTHS[t] is None else TERM_WIDTHS[t],), float(values[t]))
+        for t in spec.terms
+    ]
+    return torch.cat(frame).repeat(spec.window)
+
+
 def frame_features(state: FrameState, spec: AMPFeatureSpec) -> torch.Tensor:
     """(..., F) features of one frame, terms in the configured order."""
     parts = []
