@@ -16,7 +16,6 @@ from torch import nn
 from gear_sonic.checkpoint import CheckpointError
 from gear_sonic.envs import create_manager_env
 from gear_sonic.envs.manager_env.mdp.amp_features import (
-    AMPFeatureError,
     AMPFeatureSpec,
     clip_frame_state,
     env_frame_state,
@@ -25,6 +24,7 @@ from gear_sonic.envs.manager_env.mdp.amp_features import (
     stack_windows,
 )
 from gear_sonic.train_agent_trl import run_training
+from gear_sonic.trl.amp.config import settings_from_mapping
 from gear_sonic.trl.amp.replay_buffer import PolicyReplayBuffer
 from gear_sonic.trl.builders import build_policy_and_value, ppo_config
 from gear_sonic.trl.modules.discriminator import Discriminator, lsgan_r1_loss, style_reward
@@ -114,8 +114,10 @@ def test_per_term_std_floors_cover_each_term_over_the_window():
     frame = [0.1, 0.1, 0.1, 0.05, 0.2, 0.2]
     assert torch.allclose(floors, torch.tensor(frame * 2))
     assert torch.equal(per_feature(0.5, spec, 3), torch.full((12,), 0.5))
-    with pytest.raises(AMPFeatureError, match=r"lack the feature terms \['foot_contacts'\]"):
-        per_feature({"joint_pos": 0.1, "root_height": 0.05}, spec, 3)
+    features = {"terms": list(spec.terms)}
+    with pytest.raises(ValueError, match=r"norm_std_min: unknown terms \['height'\], no floor "
+                                         r"for \['root_height', 'foot_contacts'\]"):  # fmt: skip
+        settings_from_mapping({"features": features, "norm_std_min": {"joint_pos": 1, "height": 1}})
 
 
 def test_windows_stack_consecutive_frames_oldest_first():

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gear_sonic.envs.manager_env.mdp.amp_features import AMPFeatureSpec
+from gear_sonic.envs.manager_env.mdp.amp_features import TERM_WIDTHS, AMPFeatureSpec
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,18 @@ class AMPSettings:
             need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         need(self.warmup_updates >= 0, f"warmup_updates must be >= 0, got {self.warmup_updates}")
         need(self.learning_rate > 0 and self.r1_gamma >= 0, "learning_rate > 0 and r1_gamma >= 0")
+        floors = self.norm_std_min
+        # A map may keep entries of unused terms (a dropped term needs no edit of the map).
+        if isinstance(floors, dict):
+            unknown = sorted(set(floors) - set(TERM_WIDTHS))
+            missing = [t for t in self.features.terms if t not in floors]
+            need(
+                not unknown and not missing,
+                f"norm_std_min: unknown terms {unknown}, no floor for {missing}; give a floor "
+                f"for each of amp.features.terms {list(self.features.terms)} (or one number)",
+            )
+            floors = min(floors.values())
+        need(floors > 0, f"norm_std_min must be > 0, got {self.norm_std_min}")
 
 
 def amp_settings(**values) -> AMPSettings:

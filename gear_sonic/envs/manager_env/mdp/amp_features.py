@@ -93,16 +93,10 @@ def frame_width(spec: AMPFeatureSpec, num_joints: int) -> int:
 
 
 def per_feature(values: float | dict, spec: AMPFeatureSpec, num_joints: int) -> torch.Tensor:
-    """(k * F,) one value per feature of a window, from one number or a {term: number} map (each
-    configured term needs an entry)."""
+    """(k * F,) one value per feature of a window, from one number or a {term: number} map with
+    an entry for each configured term (AMPSettings checks that)."""
     if not isinstance(values, dict):
         return torch.full((spec.window * frame_width(spec, num_joints),), float(values))
-    missing = [t for t in spec.terms if t not in values]
-    if missing:
-        raise AMPFeatureError(
-            f"per-term values {sorted(values)} lack the feature terms {missing}; give every term "
-            "of amp.features.terms a value (or one number for all)"
-        )
     frame = [
         torch.full((num_joints if TERM_WIDTHS[t] is None else TERM_WIDTHS[t],), float(values[t]))
         for t in spec.terms
