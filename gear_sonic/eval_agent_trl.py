@@ -71,8 +71,11 @@ def output_dir_for(cfg: DictConfig, checkpoint: Path, iteration: int) -> tuple[P
     config_path = find_train_config(checkpoint)
     trained_on = OmegaConf.select(OmegaConf.load(config_path),
                                   "manager_env.commands.motion.motion_file")
+    sweep = {key: cfg[key] for key in ("eval_commands", "eval_duration_s")
+             if cfg.get(key) is not None}  # a sweep other than the run's own: its own folder
+    sweep = OmegaConf.to_container(OmegaConf.create(sweep))
     name = evaluation_name(cfg.get("use_encoder"), cfg.get("motion_file"), trained_on,
-                           bool(cfg.get("run_once", False)))
+                           bool(cfg.get("run_once", False)), sweep)
     if cfg.get("output_dir"):
         return Path(str(cfg.output_dir)), name
     return evaluation_dir(config_path.parent, iteration, name), name

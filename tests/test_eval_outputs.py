@@ -83,6 +83,11 @@ def test_evaluation_names_say_what_differs(tmp_path):
     other.mkdir(parents=True)
     (other / "a.npz").write_bytes(b"123456")
     assert motion_set_id(other) != set_id
+    # A locomotion sweep given on the command line gets its own folder, one per sweep.
+    fast = evaluation_name(sweep={"eval_commands": [[1.0, 0.0, 0.0]]})
+    assert fast.startswith("sweep-") and len(fast) == len("sweep-") + 8
+    assert fast != evaluation_name(sweep={"eval_commands": [[0.5, 0.0, 0.0]]})
+    assert evaluation_name(sweep={}) == ""
 
 
 def test_exact_replay_applies_to_composed_and_saved_configs(tmp_path):

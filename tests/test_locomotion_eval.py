@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from gear_sonic.checkpoint import save_checkpoint
 from gear_sonic.eval.locomotion import is_locomotion, parse_commands, run_eval_commands
+from gear_sonic.eval.outputs import evaluation_name
 from gear_sonic.eval_agent_trl import run_eval
 from gear_sonic.trl.builders import build_policy_and_value
 from tests.conftest import CONFIG_DIR, compose_config
@@ -56,6 +57,11 @@ def test_sweep_parsing_and_task_detection():
     assert own[0] == (0.0, 0.0, 0.0) and all(vy == 0 and wz == 0 for _, vy, wz in own)
     assert parse_commands(run_eval_commands([[0, 0, 0.5]], cpu_run)) == [(0.0, 0.0, 0.5)]
     assert run_eval_commands(None, compose_config("+exp=manager/locomotion/go2_velocity")) is None
+    # AMP runs sweep the forward speeds they were trained on.
+    amp_run = compose_config("+exp=manager/amp/g1_walk_amp_cpu")
+    assert is_locomotion(amp_run)
+    forward = [(v, 0.0, 0.0) for v in (0.3, 0.45, 0.6)]
+    assert parse_commands(run_eval_commands(None, amp_run)) == forward
 
 
 def test_eval_writes_locomotion_metrics_and_videos(go2_checkpoint):
@@ -63,7 +69,10 @@ def test_eval_writes_locomotion_metrics_and_videos(go2_checkpoint):
     path = run_eval(
         _eval_cfg(f"+checkpoint={go2_checkpoint}", "num_envs=6", sweep, "++eval_duration_s=0.4")
     )
-    assert path == go2_checkpoint.parent / "eval" / "step_000004" / "metrics_eval.json"
+    # A sweep given on the command line lands in its own folder beside the default evaluation.
+    commands = [[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.0, 0.5]]
+    name = evaluation_name(sweep={"eval_commands": commands, "eval_duration_s": 0.4})
+    assert path == go2_checkpoint.parent / "eval" / "step_000004" / name / "metrics_eval.json"
     result = json.loads(path.read_text())
     agg = result["aggregate"]
     for key in (

@@ -6,6 +6,8 @@
     <exp_dir>/eval/step_000060/enc-teleop/            ++use_encoder=teleop
     <exp_dir>/eval/step_000060/motions-walks-1a2b3c4d/  ++motion_file=<another set>
     <exp_dir>/eval/step_000060/enc-smpl+run_once/     several differences join with "+"
+    <exp_dir>/eval/step_000060/sweep-1a2b3c4d/        locomotion: ++eval_commands and/or
+                                                      ++eval_duration_s given on the command line
 
 A motion set is named by its file or folder name and 8 hex digits of a hash of its file list
 (relative names and sizes), so two sets with the same folder name get two folders.
@@ -14,6 +16,8 @@ A motion set is named by its file or folder name and 8 hex digits of a hash of i
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from gear_sonic.utils.safe_names import safe_filename
@@ -44,8 +48,14 @@ def motion_set_id(path: str | Path) -> str:
     return f"{safe_filename(name, max_length=40)}-{digest}"
 
 
+def sweep_id(sweep: Mapping) -> str:
+    """8 hex digits of a locomotion sweep given on the command line (commands, duration)."""
+    return hashlib.sha1(json.dumps(dict(sweep), sort_keys=True).encode()).hexdigest()[:8]
+
+
 def evaluation_name(use_encoder: str | None = None, motion_file: str | Path | None = None,
-                    train_motion_file: str | Path | None = None, run_once: bool = False) -> str:
+                    train_motion_file: str | Path | None = None, run_once: bool = False,
+                    sweep: Mapping | None = None) -> str:
     """"" for the default evaluation, else the sub-folder name that says what differs."""
     parts = []
     if use_encoder:
@@ -57,6 +67,8 @@ def evaluation_name(use_encoder: str | None = None, motion_file: str | Path | No
         parts.append(f"motions-{motion_set_id(motion_file)}")
     if run_once:
         parts.append("run_once")
+    if sweep:
+        parts.append(f"sweep-{sweep_id(sweep)}")
     return "+".join(parts)
 
 
