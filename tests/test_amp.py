@@ -25,6 +25,7 @@ from gear_sonic.envs.manager_env.mdp.amp_features import (
 )
 from gear_sonic.train_agent_trl import run_training
 from gear_sonic.trl.amp.config import settings_from_mapping
+from gear_sonic.trl.amp.feature_report import feature_separation, frame_feature_names
 from gear_sonic.trl.amp.replay_buffer import PolicyReplayBuffer
 from gear_sonic.trl.builders import build_policy_and_value, ppo_config
 from gear_sonic.trl.modules.discriminator import Discriminator, lsgan_r1_loss, style_reward
@@ -278,3 +279,39 @@ def test_gpu_and_cpu_presets_share_env_and_discriminator():
     assert gpu.amp.features == cpu.amp.features and gpu.amp.hidden_dims == [1024, 512, 256]
     other = compose_config(AMP_CPU, "++motion_file=elsewhere")
     assert other.amp.motion_file == "elsewhere"
+
+
+# ------------------------------------------------------------------------- feature report
+def test_feature_report_ranks_a_still_dof_moved_by_noise_first():
+    spec = AMPFeatureSpec(terms=("joint_pos", "root_height"), window=2)
+    names = frame_feature_names(spec, ["hip", "waist"])
+    assert names == ["joint_pos:hip", "joint_pos:waist", "root_height:z"]
+    gen = torch.Generator().manual_seed(0)
+
+    def frames(count, waist_noise, height):
+        hip = torch.randn(count, 1, generator=gen)
+        waist = 0.3 + waist_noise * torch.randn(count, 1, generator=gen)
+        root = height + 0.05 * torch.randn(count, 1, generator=gen)
+        frame = torch.cat([hip, waist, root], dim=1)
+        return torch.cat([frame, frame], dim=1)  # a window of 2 (the newest frame is read)
+
+    expert, policy = frames(500, 0.0, 0.75), frames(500, 0.5, 0.60)
+    std = expert.std(0).clamp_min(0.05)
+    rows = feature_separation(policy, expert, expert.mean(0), std, names)
+    by_name = {row.name: row for row in rows}
+    assert rows[0].name == "joint_pos:waist" and rows[0].policy_abs_z > 5  # noise in a still DOF
+    assert by_name["joint_pos:waist"].expert_std < 1e-6
+    assert by_name["joint_pos:waist"].norm_std == pytest.approx(0.05)
+    assert by_name["root_height:z"].separation > 2  # a shifted mean
+    assert by_name["joint_pos:hip"].separation < 0.2 and by_name["joint_pos:hip"].policy_abs_z < 1
+
+
+def test_feature_report_script_runs_on_the_amp_preset(capsys):
+    from scripts.amp_feature_report import main
+
+    rows = main(["--rollouts", "1", "--top", "3", "num_envs=2", *SMALL_AMP,
+                 "algo.config.num_steps_per_env=4", "amp.warmup_updates=0"])  # fmt: skip
+    assert len(rows) == 29 * 2 + 3 + 3 + 1 + 2  # a G1 frame: 29 joints x (pos, vel) + root + feet
+    assert "farthest from the clips first" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", "no/such/file.pt"])
