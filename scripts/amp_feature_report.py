@@ -100,9 +100,9 @@ def main(argv: list[str] | None = None) -> list:
         trainer.load_state_dict(load_checkpoint(args.checkpoint))
     joints = list(trainer.env.env.scene["robot"].joint_names)
     rows = feature_separation(
-        policy_windows(trainer, args.rollouts),
-        trainer.expert,
-        trainer.norm_mean,
+        trainer.normalize(policy_windows(trainer, args.rollouts)),
+        trainer.normalize(trainer.expert),
+        trainer.expert.std(0),
         trainer.norm_std,
         frame_feature_names(trainer.amp.features, joints),
     )

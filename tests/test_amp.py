@@ -296,8 +296,12 @@ def test_feature_report_ranks_a_still_dof_moved_by_noise_first():
         return torch.cat([frame, frame], dim=1)  # a window of 2 (the newest frame is read)
 
     expert, policy = frames(500, 0.0, 0.75), frames(500, 0.5, 0.60)
-    std = expert.std(0).clamp_min(0.05)
-    rows = feature_separation(policy, expert, expert.mean(0), std, names)
+    mean, std = expert.mean(0), expert.std(0).clamp_min(0.05)
+
+    def normalize(windows):  # as AMPTrainer.normalize
+        return ((windows - mean) / std).clamp(-10.0, 10.0)
+
+    rows = feature_separation(normalize(policy), normalize(expert), expert.std(0), std, names)
     by_name = {row.name: row for row in rows}
     assert rows[0].name == "joint_pos:waist" and rows[0].policy_abs_z > 5  # noise in a still DOF
     assert by_name["joint_pos:waist"].expert_std < 1e-6

@@ -38,29 +38,26 @@ def frame_feature_names(spec: AMPFeatureSpec, joint_names: Sequence[str]) -> lis
 
 
 def feature_separation(
-    policy: torch.Tensor,
-    expert: torch.Tensor,
-    norm_mean: torch.Tensor,
+    z_policy: torch.Tensor,
+    z_expert: torch.Tensor,
+    expert_std: torch.Tensor,
     norm_std: torch.Tensor,
     names: Sequence[str],
 ) -> list[FeatureRow]:
-    """(M, k*F) policy and (E, k*F) expert windows -> one row per feature of the newest frame,
-    farthest from the clips first (mean |z| of the policy: the expert's is ~0.8 by construction;
-    a mean shift alone shows in `separation`). Normalised values are clamped to +-10 as the
-    discriminator's are."""
+    """Normalised (M, k*F) policy and (E, k*F) expert windows (as the discriminator reads them),
+    the expert's raw and floored std (k*F,) -> one row per feature of the newest frame, farthest
+    from the clips first (the policy's mean |z|: the expert's is ~0.8 by construction; a shift
+    of the mean alone shows in `separation`)."""
     width = len(names)
-    newest = slice(expert.shape[-1] - width, expert.shape[-1])
-    mean, std = norm_mean[newest], norm_std[newest]
-    z_policy = ((policy[:, newest] - mean) / std).clamp(-10.0, 10.0)
-    z_expert = ((expert[:, newest] - mean) / std).clamp(-10.0, 10.0)
+    newest = slice(z_expert.shape[-1] - width, z_expert.shape[-1])
+    z_policy, z_expert = z_policy[:, newest], z_expert[:, newest]
     pooled = (0.5 * (z_policy.var(0) + z_expert.var(0))).sqrt().clamp_min(1e-6)
     separation = (z_policy.mean(0) - z_expert.mean(0)).abs() / pooled
-    raw_std = expert[:, newest].std(0)
     rows = [
         FeatureRow(
             names[i],
-            float(raw_std[i]),
-            float(std[i]),
+            float(expert_std[newest][i]),
+            float(norm_std[newest][i]),
             float(z_policy[:, i].abs().mean()),
             float(separation[i]),
         )
