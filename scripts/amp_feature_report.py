@@ -44,23 +44,9 @@ def build_trainer(overrides: list[str]):
         raise SystemExit(f"{overrides}: not an AMP preset (no `amp:` section)")
     env = create_manager_env(cfg, device="cpu")
     actor, critic = build_policy_and_value(cfg, env.observation_shapes, env.num_actions)
-    trainer = AMPTrainer(
+    return AMPTrainer(
         env, actor, critic, ppo_config(cfg), Accelerator(cpu=True), instantiate(cfg.amp)
     )
-    return trainer
-
-
-def policy_windows(trainer, rollouts: int):
-    """Feature windows of `rollouts` rollouts, without the steps that end an episode."""
-    import torch
-
-    windows = []
-    for _ in range(rollouts):
-        trainer.collect_rollout()
-        features = trainer.amp_env.take()
-        windows.append(features[~trainer.storage.dones[: features.shape[0]]])
-        trainer.storage.clear()
-    return torch.cat(windows)
 
 
 def print_report(rows, top: int) -> None:
@@ -83,6 +69,8 @@ def print_report(rows, top: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> list:
+    import torch
+
     from gear_sonic.checkpoint import load_checkpoint
     from gear_sonic.trl.amp.feature_report import feature_separation, frame_feature_names
 
@@ -99,8 +87,9 @@ def main(argv: list[str] | None = None) -> list:
     if args.checkpoint is not None:
         trainer.load_state_dict(load_checkpoint(args.checkpoint))
     joints = list(trainer.env.env.scene["robot"].joint_names)
+    policy = torch.cat([trainer.policy_rollout_windows() for _ in range(args.rollouts)])
     rows = feature_separation(
-        trainer.normalize(policy_windows(trainer, args.rollouts)),
+        trainer.normalize(policy),
         trainer.normalize(trainer.expert),
         trainer.expert.std(0),
         trainer.norm_std,

@@ -118,18 +118,24 @@ class AMPTrainer(TRLPPOTrainer):
     def warm_up_discriminator(self) -> dict[str, float]:
         """Train the discriminator on one rollout of the initial policy (not used by PPO), so the
         first iterations' style rewards already tell the policy's motion from the clips'."""
-        self.collect_rollout()
-        features = self.amp_env.take()
-        policy = features[~self.storage.dones[: features.shape[0]]]
+        policy = self.policy_rollout_windows()
         metrics = self.update_discriminator(policy, self.amp.warmup_updates)
         self.replay.insert(policy)
-        self.storage.clear()
         self.logger.info(
             "AMP discriminator warm-up: %d updates, accuracy %.2f",
             self.amp.warmup_updates,
             metrics["amp/disc_acc"],
         )
         return metrics
+
+    def policy_rollout_windows(self) -> torch.Tensor:
+        """Feature windows of one rollout of the current policy that PPO does not train on (the
+        storage is cleared), without the steps that end an episode."""
+        self.collect_rollout()
+        features = self.amp_env.take()
+        windows = features[~self.storage.dones[: features.shape[0]]]
+        self.storage.clear()
+        return windows
 
     # ---------------------------------------------------------------- discriminator update
     def update_discriminator(

@@ -88,19 +88,20 @@ class FrameState:
     foot_contact: torch.Tensor = field(default=None)  # (..., 2) in [0, 1]
 
 
+def term_width(term: str, num_joints: int) -> int:
+    """Features one frame of `term` has (joint terms: one per joint)."""
+    return num_joints if TERM_WIDTHS[term] is None else TERM_WIDTHS[term]
+
+
 def frame_width(spec: AMPFeatureSpec, num_joints: int) -> int:
-    return sum(num_joints if TERM_WIDTHS[t] is None else TERM_WIDTHS[t] for t in spec.terms)
+    return sum(term_width(t, num_joints) for t in spec.terms)
 
 
 def per_feature(values: float | dict, spec: AMPFeatureSpec, num_joints: int) -> torch.Tensor:
     """(k * F,) one value per feature of a window, from one number or a {term: number} map with
     an entry for each configured term (AMPSettings checks that)."""
-    if not isinstance(values, dict):
-        return torch.full((spec.window * frame_width(spec, num_joints),), float(values))
-    frame = [
-        torch.full((num_joints if TERM_WIDTHS[t] is None else TERM_WIDTHS[t],), float(values[t]))
-        for t in spec.terms
-    ]
+    per_term = values if isinstance(values, dict) else dict.fromkeys(spec.terms, values)
+    frame = [torch.full((term_width(t, num_joints),), float(per_term[t])) for t in spec.terms]
     return torch.cat(frame).repeat(spec.window)
 
 
